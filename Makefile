@@ -1,0 +1,34 @@
+# Two entry points for a fresh clone: `make demo` and `make test`.
+# Each creates .venv and installs the pinned dependencies when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format dev clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/revops demo
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+dev: $(STAMP)
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$PWD/data/dagster_home} $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) data

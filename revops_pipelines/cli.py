@@ -1,0 +1,112 @@
+"""The `revops` command line. Each command imports its layer only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_sandbox(commands: argparse._SubParsersAction) -> None:
+    sandbox = commands.add_parser("sandbox", help="the sandbox CRM, billing and ERP systems")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+
+    generate = sandbox_commands.add_parser(
+        "generate", help="write a state directory with realistic data and known drift"
+    )
+    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--customers", type=int, default=200)
+    generate.add_argument("--months", type=int, default=12)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--drift-rate", type=float, default=0.05)
+    generate.set_defaults(run=_run_generate)
+
+    serve = sandbox_commands.add_parser("serve", help="serve a state directory over HTTP")
+    serve.add_argument("--state", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--crm-port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--billing-port", type=int, default=0)
+    serve.add_argument("--erp-port", type=int, default=0)
+    serve.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="SYSTEM=N/s",
+        help="requests per second a system accepts, e.g. billing=100/s (repeatable)",
+    )
+    serve.add_argument(
+        "--faults",
+        default=None,
+        metavar="SPEC",
+        help="faults to inject, e.g. 'error_rate=0.1,latency_ms=50,lost_reply_rate=0.05'",
+    )
+    serve.add_argument("--crm-client-id", help="accept only this CRM client id")
+    serve.add_argument("--crm-client-secret", help="accept only this CRM client secret")
+    serve.add_argument("--billing-key", help="accept only this billing secret key")
+    serve.add_argument("--erp-token", help="accept only this ERP bearer token")
+    serve.set_defaults(run=_run_serve)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from revops_pipelines.sandbox.generate import generate_state
+
+    counts = generate_state(
+        args.out,
+        customers=args.customers,
+        months=args.months,
+        seed=args.seed,
+        drift_rate=args.drift_rate,
+    )
+    for name, count in sorted(counts.items()):
+        print(f"{name}: {count}")
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from revops_pipelines.sandbox.serve import Credentials, serve_forever
+
+    serve_forever(
+        args.state,
+        host=args.host,
+        ports={"crm": args.crm_port, "billing": args.billing_port, "erp": args.erp_port},
+        rate_limits=args.rate_limit,
+        faults=args.faults,
+        credentials=Credentials(
+            crm_client_id=args.crm_client_id,
+            crm_client_secret=args.crm_client_secret,
+            billing_key=args.billing_key,
+            erp_token=args.erp_token,
+        ),
+    )
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from revops_pipelines.demo import run_demo
+
+    return run_demo(customers=args.customers, months=args.months, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="revops", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="generate a scenario, serve it, run the whole job, write the report"
+    )
+    demo.add_argument("--customers", type=int, default=200)
+    demo.add_argument("--months", type=int, default=12)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=_run_demo)
+
+    _add_sandbox(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
