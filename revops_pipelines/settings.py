@@ -51,6 +51,9 @@ class Settings:
     tolerance_minor: dict[str, int] = field(default_factory=dict)
     name_match_threshold: float = 0.92
     subscription_grace_days: int = 30
+    # The moment the data describes (a date, `YYYY-MM-DD`); "now" is the end of that day.
+    # Empty means the current time. The demo sets it from the sandbox manifest.
+    as_of: str = ""
 
     def tolerance_for(self, currency: str) -> int:
         return self.tolerance_minor.get(currency.upper(), 0)
@@ -84,6 +87,7 @@ class Settings:
             max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
             tolerance_minor=_parse_tolerances(get("TOLERANCE_MINOR", "")),
             name_match_threshold=float(get("NAME_MATCH_THRESHOLD", str(cls.name_match_threshold))),
+            as_of=get("AS_OF", ""),
             subscription_grace_days=int(
                 get("SUBSCRIPTION_GRACE_DAYS", str(cls.subscription_grace_days))
             ),

@@ -1,0 +1,30 @@
+"""Jobs and their schedules: hourly incremental reconciliation, nightly full run."""
+
+import dagster as dg
+
+reconcile_job = dg.define_asset_job(
+    "reconcile_job",
+    selection=dg.AssetSelection.all(),
+    description="Incremental extract of the three systems, models, reconciliation and report.",
+)
+
+full_refresh_job = dg.define_asset_job(
+    "full_refresh_job",
+    selection=dg.AssetSelection.all(),
+    description="Every stream re-read from the start, then models, reconciliation and report.",
+    tags={"revops/full_refresh": "true"},
+)
+
+hourly_reconciliation = dg.ScheduleDefinition(
+    name="hourly_reconciliation",
+    job=reconcile_job,
+    cron_schedule="0 * * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+
+nightly_reconciliation = dg.ScheduleDefinition(
+    name="nightly_reconciliation",
+    job=full_refresh_job,
+    cron_schedule="30 2 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
