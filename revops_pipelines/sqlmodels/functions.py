@@ -1,0 +1,60 @@
+"""SQL functions the models call, registered on each DuckDB connection that runs them."""
+
+from __future__ import annotations
+
+import contextlib
+import unicodedata
+
+import duckdb
+import pyarrow as pa
+
+# Exact decimal conversion of a major-unit amount to minor units. The amount arrives as the JSON
+# number's text and is cast to DECIMAL, never DOUBLE, so 531.65 gives exactly 53165. A value
+# with more decimals than the currency has is rounded half away from zero (DuckDB's ROUND).
+_MACROS = {
+    "minor_factor": (
+        "(exponent)",
+        "CASE CAST(exponent AS INTEGER) WHEN 0 THEN 1 WHEN 1 THEN 10 WHEN 2 THEN 100 "
+        "WHEN 3 THEN 1000 WHEN 4 THEN 10000 END",
+    ),
+    "to_minor": (
+        "(amount, exponent)",
+        "CAST(ROUND(CAST(CAST(amount AS VARCHAR) AS DECIMAL(38, 9)) * minor_factor(exponent), 0)"
+        " AS BIGINT)",
+    ),
+    "unix_to_utc": ("(seconds)", "CAST(to_timestamp(CAST(seconds AS BIGINT)) AS TIMESTAMPTZ)"),
+    "sf_bool": ("(value)", "CAST(value AS BOOLEAN)"),
+    "ns_bool": (
+        "(value)",
+        "CASE upper(CAST(value AS VARCHAR)) WHEN 'T' THEN TRUE "
+        "WHEN 'TRUE' THEN TRUE WHEN 'F' THEN FALSE WHEN 'FALSE' THEN FALSE END",
+    ),
+    "blank_null": ("(value)", "NULLIF(trim(CAST(value AS VARCHAR)), '')"),
+}
+
+
+def normalize_text_value(text: str | None) -> str | None:
+    """Matching form of a name or email: NFKC, case folded, trimmed, inner whitespace collapsed."""
+    if text is None:
+        return None
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _normalize_text_arrow(values: pa.Array) -> pa.Array:
+    return pa.array([normalize_text_value(v) for v in values.to_pylist()], type=pa.string())
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """Registers `normalize_text(VARCHAR)` and the helper macros; safe to call again."""
+    with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
+        con.remove_function("normalize_text")
+    con.create_function(
+        "normalize_text",
+        _normalize_text_arrow,
+        [duckdb.sqltype("VARCHAR")],
+        duckdb.sqltype("VARCHAR"),
+        type="arrow",
+        side_effects=False,
+    )
+    for name, (params, body) in _MACROS.items():
+        con.execute(f"CREATE OR REPLACE TEMP MACRO {name}{params} AS {body}")

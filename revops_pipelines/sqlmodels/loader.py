@@ -1,0 +1,303 @@
+"""Reads the project's SQL model files, orders them by their refs and runs them in DuckDB.
+
+A model is one `.sql` file holding one SELECT. `{{ ref('name') }}`, `{{ source('raw', 'table') }}`
+and `{{ var('name') }}` are the only template expressions, so refs can be read without running
+anything and the dependency graph is known before any SQL executes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from revops_pipelines.sqlmodels.functions import register_functions
+
+MODELS_ROOT: Path = Path(__file__).resolve().parents[2] / "dbt_like_sql"
+SEEDS_FOLDER = "seeds"
+
+_EXPRESSION = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.DOTALL)
+_STRING = r"""(?:'([^']*)'|"([^"]*)")"""
+_REF = re.compile(rf"^ref\(\s*{_STRING}\s*\)$")
+_SOURCE = re.compile(rf"^source\(\s*{_STRING}\s*,\s*{_STRING}\s*\)$")
+_VAR = re.compile(rf"^var\(\s*{_STRING}\s*(?:,\s*(.+?)\s*)?\)$", re.DOTALL)
+
+# The raw-table shape extraction writes (docs/DATA_MODEL.md "Raw tables"); used to create an
+# empty table for an optional stream nobody extracted, so models over it still run.
+RAW_TABLE_COLUMNS = (
+    "id VARCHAR, payload JSON, cursor_value VARCHAR, deleted BOOLEAN, api_version VARCHAR, "
+    "extracted_at TIMESTAMPTZ, run_id VARCHAR"
+)
+
+
+class SqlModelError(Exception):
+    """A model file that cannot be read, ordered or run."""
+
+
+class TemplateError(SqlModelError):
+    def __init__(self, path: Path, expression: str, reason: str) -> None:
+        super().__init__(f"{path}: {{{{ {expression} }}}}: {reason}")
+        self.path = path
+        self.expression = expression
+
+
+class UnknownRefError(SqlModelError):
+    def __init__(self, path: Path, ref: str) -> None:
+        super().__init__(f"{path}: ref('{ref}') names no model; add {ref}.sql or fix the name")
+        self.path = path
+        self.ref = ref
+
+
+class DuplicateModelError(SqlModelError):
+    def __init__(self, name: str, paths: list[Path]) -> None:
+        super().__init__(
+            f"model name {name!r} is used by {', '.join(map(str, paths))}; names must be unique"
+        )
+        self.name = name
+        self.paths = paths
+
+
+class ModelCycleError(SqlModelError):
+    def __init__(self, cycle: list[str]) -> None:
+        super().__init__(f"models reference each other in a cycle: {' → '.join(cycle)}")
+        self.cycle = cycle
+
+
+class MissingVarError(SqlModelError):
+    def __init__(self, model: str, name: str) -> None:
+        super().__init__(f"model {model!r} uses var('{name}') but no value was given for it")
+        self.model = model
+        self.name = name
+
+
+class ModelRunError(SqlModelError):
+    def __init__(self, model: str, path: Path, cause: Exception) -> None:
+        super().__init__(f"model {model!r} ({path}) failed in DuckDB: {cause}")
+        self.model = model
+        self.path = path
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    name: str
+    schema: str
+    path: Path
+    sql_template: str
+    refs: set[str] = field(default_factory=set)
+    sources: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def relation(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def render(
+        self, models: Mapping[str, SqlModel], *, vars: Mapping[str, Any] | None = None
+    ) -> str:
+        """The runnable SQL: refs resolved through `models`, vars as SQL literals."""
+        values = dict(vars or {})
+
+        def substitute(match: re.Match[str]) -> str:
+            expression = match.group(1)
+            kind, args = _parse_expression(self.path, expression)
+            if kind == "ref":
+                target = models.get(args[0])
+                if target is None:
+                    raise UnknownRefError(self.path, args[0])
+                return target.relation
+            if kind == "source":
+                return f"{args[0]}.{args[1]}"
+            name, default = args
+            if name in values:
+                return sql_literal(values[name])
+            if default is not None:
+                return default
+            raise MissingVarError(self.name, name)
+
+        # A trailing semicolon would end the CREATE TABLE ... AS statement early.
+        return _EXPRESSION.sub(substitute, self.sql_template).strip().rstrip(";")
+
+
+def _string_arg(match: re.Match[str], index: int) -> str:
+    single, double = match.group(index), match.group(index + 1)
+    return single if single is not None else double
+
+
+def _parse_expression(path: Path, expression: str) -> tuple[str, tuple[Any, ...]]:
+    if m := _REF.match(expression):
+        return "ref", (_string_arg(m, 1),)
+    if m := _SOURCE.match(expression):
+        return "source", (_string_arg(m, 1), _string_arg(m, 3))
+    if m := _VAR.match(expression):
+        return "var", (_string_arg(m, 1), m.group(3))
+    raise TemplateError(path, expression, "only ref(), source() and var() are supported")
+
+
+def sql_literal(value: Any) -> str:
+    """A Python value as a DuckDB literal: numbers bare, strings quoted, None as NULL."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def parse_model(path: Path, *, schema: str | None = None) -> SqlModel:
+    template = path.read_text(encoding="utf-8")
+    refs: set[str] = set()
+    sources: set[tuple[str, str]] = set()
+    for match in _EXPRESSION.finditer(template):
+        kind, args = _parse_expression(path, match.group(1))
+        if kind == "ref":
+            refs.add(args[0])
+        elif kind == "source":
+            sources.add((args[0], args[1]))
+    return SqlModel(
+        name=path.stem,
+        schema=schema or path.parent.name,
+        path=path,
+        sql_template=template,
+        refs=refs,
+        sources=sources,
+    )
+
+
+def load_models(root: Path = MODELS_ROOT) -> list[SqlModel]:
+    """Every `root/<schema>/**/*.sql` except seeds, sorted by name; the schema is the top folder."""
+    by_name: dict[str, list[SqlModel]] = {}
+    for path in sorted(root.rglob("*.sql")):
+        schema = path.relative_to(root).parts[0]
+        if schema == SEEDS_FOLDER or path.parent == root:
+            continue
+        model = parse_model(path, schema=schema)
+        by_name.setdefault(model.name, []).append(model)
+    for name, found in by_name.items():
+        if len(found) > 1:
+            raise DuplicateModelError(name, [m.path for m in found])
+    return [found[0] for _, found in sorted(by_name.items())]
+
+
+def order_models(models: Iterable[SqlModel]) -> list[SqlModel]:
+    """Topological order by refs; among models ready at the same time, by name."""
+    by_name = {m.name: m for m in models}
+    for model in by_name.values():
+        for ref in sorted(model.refs):
+            if ref not in by_name:
+                raise UnknownRefError(model.path, ref)
+
+    ordered: list[SqlModel] = []
+    state: dict[str, str] = {}  # "visiting" | "done"
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            start = trail.index(name)
+            raise ModelCycleError([*trail[start:], name])
+        state[name] = "visiting"
+        for ref in sorted(by_name[name].refs):
+            visit(ref, [*trail, name])
+        state[name] = "done"
+        ordered.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name, [])
+    return ordered
+
+
+def upstream_closure(models: Iterable[SqlModel], names: Iterable[str]) -> set[str]:
+    """The named models and every model they read, directly or not."""
+    by_name = {m.name: m for m in models}
+    seen: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(by_name[name].refs)
+    return seen
+
+
+def load_seeds(con: duckdb.DuckDBPyConnection, *, root: Path = MODELS_ROOT) -> dict[str, int]:
+    """`root/seeds/*.csv` as `seeds.<stem>` tables, every column typed by DuckDB's sniffer."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS seeds")
+    counts: dict[str, int] = {}
+    for path in sorted((root / SEEDS_FOLDER).glob("*.csv")):
+        con.execute(
+            f"CREATE OR REPLACE TABLE seeds.{path.stem} AS "
+            "SELECT * FROM read_csv(?, header = true, auto_detect = true)",
+            [str(path)],
+        )
+        counts[path.stem] = _count(con, f"seeds.{path.stem}")
+    return counts
+
+
+def ensure_sources(con: duckdb.DuckDBPyConnection, models: Iterable[SqlModel]) -> list[str]:
+    """Creates empty raw tables for sources nobody extracted (optional streams); returns them."""
+    created: list[str] = []
+    existing = {
+        (schema, table)
+        for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views()"
+        ).fetchall()
+    }
+    for schema, table in sorted({s for m in models for s in m.sources}):
+        if (schema, table) in existing:
+            continue
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({RAW_TABLE_COLUMNS})")
+        created.append(f"{schema}.{table}")
+    return created
+
+
+def run_models(
+    con: duckdb.DuckDBPyConnection,
+    models: Iterable[SqlModel],
+    *,
+    select: set[str] | None = None,
+    vars: Mapping[str, Any] | None = None,
+    root: Path = MODELS_ROOT,
+) -> dict[str, int]:
+    """Builds each model as a table, in ref order; returns row counts by model name.
+
+    `models` is the whole project (refs resolve against it); `select` limits which are built.
+    """
+    all_models = order_models(models)
+    by_name = {m.name: m for m in all_models}
+    unknown = sorted((select or set()) - by_name.keys())
+    if unknown:
+        raise SqlModelError(f"select names unknown models: {', '.join(unknown)}")
+    chosen = [m for m in all_models if select is None or m.name in select]
+
+    con.execute("SET TimeZone = 'UTC'")
+    register_functions(con)
+    load_seeds(con, root=root)
+    ensure_sources(con, chosen)
+    for schema in sorted({m.schema for m in chosen}):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+    counts: dict[str, int] = {}
+    for model in chosen:
+        sql = model.render(by_name, vars=vars)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {model.relation} AS\n{sql}")
+            con.execute("COMMIT")
+        except duckdb.Error as error:
+            con.execute("ROLLBACK")
+            raise ModelRunError(model.name, model.path, error) from error
+        counts[model.name] = _count(con, model.relation)
+    return counts
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+    return int(row[0]) if row else 0
