@@ -1,0 +1,499 @@
+"""SuiteQL for the sandbox ERP: the record files as flat tables in an in-memory DuckDB.
+
+The tables follow docs/DATA_MODEL.md ("ERP SuiteQL tables"). Queries are checked
+before they run: one SELECT over those tables only. DuckDB's own parser
+(`json_serialize_sql`) does the checking, so what is checked is exactly what would run;
+the connection also has file access switched off and its configuration locked.
+
+Datetimes are stored as UTC text `YYYY-MM-DDTHH:MM:SSZ` (fractions dropped), so a
+`lastmodifieddate > '2025-01-01T00:00:00Z'` filter is a plain text comparison that
+orders like time. NetSuite's `TO_TIMESTAMP('2025-01-01 00:00:00', 'YYYY-MM-DD HH24:MI:SS')`
+and `TO_DATE('2025-01-01', 'YYYY-MM-DD')` are rewritten into such text literals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+# Column name → DuckDB type, per table, in DATA_MODEL.md order.
+TABLES: dict[str, dict[str, str]] = {
+    "subsidiary": {
+        "id": "VARCHAR",
+        "name": "VARCHAR",
+        "country": "VARCHAR",
+        "currency": "VARCHAR",
+        "custrecord_legal_entity_code": "VARCHAR",
+        "lastmodifieddate": "VARCHAR",
+    },
+    "currency": {"id": "VARCHAR", "symbol": "VARCHAR", "name": "VARCHAR"},
+    "customer": {
+        "id": "VARCHAR",
+        "externalid": "VARCHAR",
+        "entityid": "VARCHAR",
+        "companyname": "VARCHAR",
+        "email": "VARCHAR",
+        "subsidiary": "VARCHAR",
+        "currency": "VARCHAR",
+        "custentity_crm_account_id": "VARCHAR",
+        "custentity_tax_jurisdiction": "VARCHAR",
+        "isinactive": "VARCHAR",
+        "datecreated": "VARCHAR",
+        "lastmodifieddate": "VARCHAR",
+    },
+    "item": {
+        "id": "VARCHAR",
+        "itemid": "VARCHAR",
+        "displayname": "VARCHAR",
+        "externalid": "VARCHAR",
+        "isinactive": "VARCHAR",
+        "lastmodifieddate": "VARCHAR",
+    },
+    "transaction": {
+        "id": "VARCHAR",
+        "type": "VARCHAR",
+        "tranid": "VARCHAR",
+        "trandate": "VARCHAR",
+        "entity": "VARCHAR",
+        "subsidiary": "VARCHAR",
+        "currency": "VARCHAR",
+        "externalid": "VARCHAR",
+        "foreigntotal": "DOUBLE",
+        "foreigntaxtotal": "DOUBLE",
+        "foreignamountremaining": "DOUBLE",
+        "status": "VARCHAR",
+        "custbody_billing_subscription_id": "VARCHAR",
+        "datecreated": "VARCHAR",
+        "lastmodifieddate": "VARCHAR",
+    },
+    "transactionline": {
+        "id": "VARCHAR",
+        "transaction": "VARCHAR",
+        "linesequencenumber": "INTEGER",
+        "item": "VARCHAR",
+        "quantity": "DOUBLE",
+        "rate": "DOUBLE",
+        "foreignamount": "DOUBLE",
+        "memo": "VARCHAR",
+    },
+    "previoustransactionlink": {
+        "id": "VARCHAR",
+        "previousdoc": "VARCHAR",
+        "nextdoc": "VARCHAR",
+        "linktype": "VARCHAR",
+        "foreignamount": "DOUBLE",
+    },
+}
+
+_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "INTEGER": pa.int32()}
+
+TRANSACTION_TYPES = {"invoice": "CustInvc", "customerpayment": "CustPymt", "creditmemo": "CustCred"}
+
+_CURRENCY_NAMES = {
+    "USD": "US Dollar",
+    "EUR": "Euro",
+    "GBP": "British Pound",
+    "JPY": "Japanese Yen",
+    "CAD": "Canadian Dollar",
+    "AUD": "Australian Dollar",
+    "CHF": "Swiss Franc",
+    "KWD": "Kuwaiti Dinar",
+}
+
+# Functions that read outside the tables; file access is off anyway, this names the refusal.
+_DENIED_FUNCTIONS = frozenset(
+    {"getenv", "current_setting", "query", "query_table", "sql_auto_complete"}
+)
+_DENIED_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "glob")
+
+
+class SuiteQLError(Exception):
+    """A SuiteQL query the sandbox refuses; `detail` goes into NetSuite's error body."""
+
+    def __init__(self, detail: str, *, error_code: str = "INVALID_PARAMETER") -> None:
+        self.detail = detail
+        self.error_code = error_code
+        super().__init__(f"{error_code}: {detail}")
+
+
+def _invalid(reason: str) -> SuiteQLError:
+    return SuiteQLError(f"Invalid search query. Detailed unprocessed description follows. {reason}")
+
+
+_PLAIN_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def iso_utc(value: Any) -> str | None:
+    """A datetime as `YYYY-MM-DDTHH:MM:SSZ` in UTC, the one text form that sorts like time."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if _PLAIN_UTC.match(text):
+        return text
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    elif len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ref(value: Any) -> str | None:
+    """A NetSuite reference `{"id", "refName"}` (or a bare id) as its id text."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return None if value is None or value == "" else str(value)
+
+
+def _flag(value: Any) -> str:
+    return "T" if value is True or value == "T" else "F"
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sublist(record: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    value = record.get(name)
+    items = value.get("items") if isinstance(value, Mapping) else value
+    return [item for item in items or () if isinstance(item, Mapping)]
+
+
+def build_rows(
+    records: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The SuiteQL rows of every table, from the ERP record files (type name → records)."""
+    customers = records.get("customer", ())
+    customer_subsidiary = {str(c.get("id")): _ref(c.get("subsidiary")) for c in customers}
+    currencies: dict[str, str | None] = {}
+
+    def currency_of(record: Mapping[str, Any]) -> str | None:
+        ref = record.get("currency")
+        currency_id = _ref(ref)
+        if currency_id is not None and (
+            currency_id not in currencies or not currencies[currency_id]
+        ):
+            currencies[currency_id] = ref.get("refName") if isinstance(ref, Mapping) else None
+        return currency_id
+
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    for record in records.get("subsidiary", ()):
+        tables["subsidiary"].append(
+            {
+                "id": str(record.get("id")),
+                "name": _text(record.get("name")),
+                "country": _text(record.get("country")),
+                "currency": currency_of(record),
+                "custrecord_legal_entity_code": _text(record.get("custrecord_legal_entity_code")),
+                "lastmodifieddate": iso_utc(record.get("lastModifiedDate")),
+            }
+        )
+    for record in customers:
+        tables["customer"].append(
+            {
+                "id": str(record.get("id")),
+                "externalid": _text(record.get("externalId")),
+                "entityid": _text(record.get("entityId")),
+                "companyname": _text(record.get("companyName")),
+                "email": _text(record.get("email")),
+                "subsidiary": _ref(record.get("subsidiary")),
+                "currency": currency_of(record),
+                "custentity_crm_account_id": _text(record.get("custentity_crm_account_id")),
+                "custentity_tax_jurisdiction": _text(record.get("custentity_tax_jurisdiction")),
+                "isinactive": _flag(record.get("isInactive")),
+                "datecreated": iso_utc(record.get("dateCreated")),
+                "lastmodifieddate": iso_utc(record.get("lastModifiedDate")),
+            }
+        )
+    for record in records.get("item", ()):
+        tables["item"].append(
+            {
+                "id": str(record.get("id")),
+                "itemid": _text(record.get("itemId")),
+                "displayname": _text(record.get("displayName")),
+                "externalid": _text(record.get("externalId")),
+                "isinactive": _flag(record.get("isInactive")),
+                "lastmodifieddate": iso_utc(record.get("lastModifiedDate")),
+            }
+        )
+    links: dict[str, dict[str, Any]] = {}
+    for record_type, type_code in TRANSACTION_TYPES.items():
+        for record in records.get(record_type, ()):
+            tables["transaction"].append(_transaction_row(record, type_code, currency_of))
+            transaction_id = str(record.get("id"))
+            if tables["transaction"][-1]["subsidiary"] is None:
+                entity = tables["transaction"][-1]["entity"]
+                tables["transaction"][-1]["subsidiary"] = customer_subsidiary.get(str(entity))
+            for sequence, line in enumerate(_sublist(record, "item"), start=1):
+                tables["transactionline"].append(
+                    {
+                        "id": f"{transaction_id}-{sequence}",
+                        "transaction": transaction_id,
+                        "linesequencenumber": sequence,
+                        "item": _ref(line.get("item")),
+                        "quantity": _number(line.get("quantity")),
+                        "rate": _number(line.get("rate")),
+                        "foreignamount": _number(line.get("amount")),
+                        "memo": _text(line.get("description")),
+                    }
+                )
+            for previous, amount, link_type in _applied_to(record, record_type):
+                key = f"{previous}-{transaction_id}"
+                if key in links:
+                    links[key]["foreignamount"] = (links[key]["foreignamount"] or 0.0) + (
+                        amount or 0.0
+                    )
+                    continue
+                links[key] = {
+                    "id": key,
+                    "previousdoc": previous,
+                    "nextdoc": transaction_id,
+                    "linktype": link_type,
+                    "foreignamount": amount,
+                }
+    tables["previoustransactionlink"] = list(links.values())
+    tables["currency"] = [
+        {"id": currency_id, "symbol": symbol, "name": _CURRENCY_NAMES.get(symbol or "", symbol)}
+        for currency_id, symbol in sorted(currencies.items(), key=lambda pair: pair[0])
+    ]
+    return tables
+
+
+def _transaction_row(
+    record: Mapping[str, Any], type_code: str, currency_of: Callable[[Mapping[str, Any]], Any]
+) -> dict[str, Any]:
+    is_payment = type_code == "CustPymt"
+    status = record.get("status")
+    return {
+        "id": str(record.get("id")),
+        "type": type_code,
+        "tranid": _text(record.get("tranId")),
+        "trandate": _text(record.get("tranDate")),
+        "entity": _ref(record.get("customer") if is_payment else record.get("entity")),
+        "subsidiary": _ref(record.get("subsidiary")),
+        "currency": currency_of(record),
+        "externalid": _text(record.get("externalId")),
+        "foreigntotal": _number(record.get("payment") if is_payment else record.get("total")),
+        "foreigntaxtotal": _number(record.get("taxTotal")),
+        "foreignamountremaining": _number(record.get("amountRemaining")),
+        "status": _ref(status) if type_code == "CustInvc" else None,
+        "custbody_billing_subscription_id": _text(record.get("custbody_billing_subscription_id")),
+        "datecreated": iso_utc(record.get("dateCreated")),
+        "lastmodifieddate": iso_utc(record.get("lastModifiedDate")),
+    }
+
+
+def _applied_to(
+    record: Mapping[str, Any], record_type: str
+) -> Iterable[tuple[str, float | None, str]]:
+    if record_type == "customerpayment":
+        for line in _sublist(record, "apply"):
+            previous = _ref(line.get("doc"))
+            if previous is not None and line.get("apply", True) is not False:
+                yield previous, _number(line.get("amount")), "Payment"
+    elif record_type == "creditmemo":
+        previous = _ref(record.get("createdFrom"))
+        if previous is not None:
+            yield previous, _number(record.get("total")), "CreditMemo"
+
+
+def _arrow_table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+    columns = TABLES[name]
+    schema = pa.schema([(column, _ARROW_TYPES[kind]) for column, kind in columns.items()])
+    return pa.table({column: [row[column] for row in rows] for column in columns}, schema=schema)
+
+
+_FORMAT_PARTS = (
+    ("YYYY", "%Y"),
+    ("HH24", "%H"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("MI", "%M"),
+    ("SS", "%S"),
+)
+_TO_TIME = re.compile(r"\bTO_(TIMESTAMP|DATE)\s*\(\s*'([^']*)'\s*,\s*'([^']*)'\s*\)", re.IGNORECASE)
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _oracle_format(fmt: str) -> str:
+    out = fmt
+    for oracle, python in _FORMAT_PARTS:
+        out = out.replace(oracle, python)
+    return out
+
+
+def rewrite_time_literals(query: str) -> str:
+    """`TO_TIMESTAMP('…', 'YYYY-MM-DD HH24:MI:SS')` → `'…T…Z'`, the form the tables hold."""
+
+    def replace(match: re.Match[str]) -> str:
+        kind, value, fmt = match.group(1).upper(), match.group(2), match.group(3)
+        try:
+            moment = datetime.strptime(value, _oracle_format(fmt.upper()))
+        except ValueError:
+            raise _invalid(f"{match.group(0)}: the value does not match the format") from None
+        if kind == "DATE" and (moment.hour, moment.minute, moment.second) == (0, 0, 0):
+            return f"'{moment.date().isoformat()}'"
+        return f"'{moment.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+
+    return _TO_TIME.sub(replace, query)
+
+
+def _walk(node: Any) -> Iterable[Mapping[str, Any]]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Mapping):
+            yield current
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+
+
+def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> None:
+    """Refuse anything but one SELECT over the SuiteQL tables, before it runs."""
+    if ";" in _STRING_LITERAL.sub("''", query):
+        raise _invalid("only one statement is allowed; remove the ';'")
+    try:
+        (serialized,) = connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
+    except duckdb.Error as error:
+        raise _invalid(str(error).splitlines()[0]) from None
+    tree = json.loads(serialized)
+    if tree.get("error"):
+        reason = tree.get("error_message", "")
+        if "Only SELECT" in reason:
+            reason = "only SELECT queries are allowed"
+        raise _invalid(reason)
+    if len(tree.get("statements", ())) != 1:
+        raise _invalid("exactly one SELECT statement is allowed")
+    nodes = list(_walk(tree))
+    cte_names = {
+        entry["key"].lower()
+        for node in nodes
+        if isinstance(node.get("cte_map"), Mapping)
+        for entry in node["cte_map"].get("map", ())
+    }
+    for node in nodes:
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            raise _invalid("table functions are not allowed")
+        if kind == "BASE_TABLE":
+            table = str(node.get("table_name", "")).lower()
+            if node.get("schema_name") or node.get("catalog_name"):
+                raise _invalid(f"Table '{node.get('schema_name')}.{table}' does not exist")
+            if table not in TABLES and table not in cte_names:
+                raise _invalid(f"Record '{table}' was not found.")
+        if node.get("class") == "FUNCTION":
+            name = str(node.get("function_name", "")).lower()
+            if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_PREFIXES):
+                raise _invalid(f"function {name} is not allowed")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return iso_utc(value.isoformat())
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+class SuiteQLEngine:
+    """SuiteQL over a state store; tables are rebuilt when the store's ERP version moves.
+
+    Results are kept per (query, version) so that paging a result with limit/offset reads
+    one fixed list: every row exactly once, even without ORDER BY.
+    """
+
+    def __init__(
+        self,
+        *,
+        records: Callable[[], Mapping[str, Sequence[Mapping[str, Any]]]],
+        version: Callable[[], int],
+        cached_results: int = 16,
+    ) -> None:
+        self._records = records
+        self._version = version
+        self._cached_results = cached_results
+        self._lock = threading.Lock()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._built_version: int | None = None
+        self._results: OrderedDict[tuple[str, int], tuple[list[str], list[dict[str, Any]]]] = (
+            OrderedDict()
+        )
+
+    def _build(self, version: int) -> duckdb.DuckDBPyConnection:
+        tables = build_rows(self._records())
+        # One thread keeps results of a query without ORDER BY in the same order every time.
+        connection = duckdb.connect(":memory:", config={"threads": 1})
+        for name, rows in tables.items():
+            connection.register("_rows", _arrow_table(name, rows))
+            connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
+            connection.unregister("_rows")
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = connection
+        self._built_version = version
+        self._results.clear()
+        return connection
+
+    def rows(self, query: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """All result rows (lowercase column names) of a checked query; SuiteQLError if refused."""
+        text = rewrite_time_literals(query.strip())
+        if not text:
+            raise _invalid("the query is empty")
+        with self._lock:
+            version = self._version()
+            connection = self._connection
+            if connection is None or self._built_version != version:
+                connection = self._build(version)
+            key = (text, version)
+            cached = self._results.get(key)
+            if cached is not None:
+                self._results.move_to_end(key)
+                return cached
+            check_query(text, connection=connection)
+            try:
+                cursor = connection.execute(text)
+                columns = [str(column[0]).lower() for column in cursor.description or ()]
+                raw = cursor.fetchall()
+            except duckdb.Error as error:
+                raise _invalid(str(error).splitlines()[0]) from None
+            if len(set(columns)) != len(columns):
+                raise _invalid("two result columns have the same name; give them aliases")
+            result = (
+                columns,
+                [
+                    {column: _json_value(value) for column, value in zip(columns, row, strict=True)}
+                    for row in raw
+                ],
+            )
+            self._results[key] = result
+            while len(self._results) > self._cached_results:
+                self._results.popitem(last=False)
+            return result
