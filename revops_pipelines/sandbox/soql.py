@@ -137,8 +137,10 @@ _TOKEN = re.compile(
 )
 
 _KEYWORDS = frozenset(
-    "select from where and or not in order by asc desc nulls first last limit "
-    "true false null".split()
+    {
+        *("select", "from", "where", "and", "or", "not", "in", "order", "by"),
+        *("asc", "desc", "nulls", "first", "last", "limit", "true", "false", "null"),
+    }
 )
 _STRING_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'"}
 _STRING_ESCAPES["\\"] = "\\"
