@@ -1,0 +1,194 @@
+"""Faults the sandbox injects: rate limits, server errors, latency, lost replies.
+
+One ASGI middleware serves the three systems; each system supplies its own error
+bodies through `SystemErrors`, so a client sees the failure the real system would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from starlette.responses import Response
+
+SYSTEMS: tuple[str, ...] = ("crm", "billing", "erp")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class FaultSpecError(ValueError):
+    """A `--faults` or `--rate-limit` value that cannot be understood."""
+
+
+class SystemErrors(Protocol):
+    """How one system words an error; each system module provides one as `ERRORS`."""
+
+    def error(self, status: int, code: str, message: str) -> Response: ...
+
+    def rate_limited(self, retry_after: float) -> Response: ...
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Faults for one system; the defaults inject nothing."""
+
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    token_ttl_s: float | None = None
+    lost_reply_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "lost_reply_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise FaultSpecError(f"{name} must be between 0 and 1, got {value}")
+        if self.latency_ms < 0:
+            raise FaultSpecError(f"latency_ms must not be negative, got {self.latency_ms}")
+        if self.token_ttl_s is not None and self.token_ttl_s <= 0:
+            raise FaultSpecError(f"token_ttl_s must be positive, got {self.token_ttl_s}")
+
+
+_KEYS = {f.name for f in fields(FaultSpec)}
+
+
+def parse_faults(spec: str | None) -> dict[str, FaultSpec]:
+    """`error_rate=0.1,billing.latency_ms=50` → a FaultSpec per system.
+
+    A key without a system prefix applies to all three; a prefixed key overrides it
+    for that system whatever the order.
+    """
+    shared: dict[str, float] = {}
+    per_system: dict[str, dict[str, float]] = {system: {} for system in SYSTEMS}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        key, sep, raw_value = part.partition("=")
+        if not sep:
+            raise FaultSpecError(f"fault {part!r} is not key=value (e.g. error_rate=0.1)")
+        system, dot, name = key.strip().rpartition(".")
+        if dot and system not in SYSTEMS:
+            raise FaultSpecError(f"fault {part!r}: unknown system {system!r}, use {SYSTEMS}")
+        if name not in _KEYS:
+            raise FaultSpecError(f"fault {part!r}: unknown key {name!r}, use {sorted(_KEYS)}")
+        try:
+            value = float(raw_value)
+        except ValueError:
+            raise FaultSpecError(f"fault {part!r}: {raw_value!r} is not a number") from None
+        (per_system[system] if dot else shared)[name] = value
+    return {system: FaultSpec(**{**shared, **per_system[system]}) for system in SYSTEMS}
+
+
+_RATE = re.compile(r"^\s*(\w+)\s*=\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(s|sec|second|m|min|minute))?\s*$")
+
+
+def parse_rate_limits(items: Iterable[str]) -> dict[str, float]:
+    """`["billing=100/s", "crm=600/min"]` → requests per second by system."""
+    limits: dict[str, float] = {}
+    for item in items:
+        match = _RATE.match(item)
+        if not match:
+            raise FaultSpecError(f"rate limit {item!r} is not SYSTEM=N/s (e.g. billing=100/s)")
+        system, number, unit = match.groups()
+        if system not in SYSTEMS:
+            raise FaultSpecError(f"rate limit {item!r}: unknown system {system!r}, use {SYSTEMS}")
+        rate = float(number) / (60.0 if unit and unit.startswith("m") else 1.0)
+        if rate <= 0:
+            raise FaultSpecError(f"rate limit {item!r} must be positive")
+        limits[system] = rate
+    return limits
+
+
+class TokenBucket:
+    """Allows `rate` requests a second on average with bursts up to `burst`."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._clock = clock
+        self._tokens = self.burst
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Take a token; 0.0 when allowed, else the seconds until one is available."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self.rate
+
+
+class FaultMiddleware:
+    """Rate limit, then latency, then random 5xx or a write whose reply is lost."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        system_errors: SystemErrors,
+        rate_limit: float | None,
+        faults: FaultSpec,
+        seed: int | None,
+    ) -> None:
+        self.app = app
+        self.errors = system_errors
+        self.faults = faults
+        self.bucket = TokenBucket(rate_limit) if rate_limit else None
+        self._random = random.Random(seed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.bucket is not None:
+            wait = self.bucket.take()
+            if wait > 0:
+                await self.errors.rate_limited(wait)(scope, receive, send)
+                return
+        faults = self.faults
+        if faults.latency_ms > 0:
+            await asyncio.sleep(faults.latency_ms / 1000.0)
+        if faults.error_rate > 0 and self._random.random() < faults.error_rate:
+            status = self._random.choice((500, 503))
+            await self._fail(status, scope, receive, send)
+            return
+        if (
+            faults.lost_reply_rate > 0
+            and scope["method"] in WRITE_METHODS
+            and self._random.random() < faults.lost_reply_rate
+        ):
+            await self.app(scope, receive, _discard)
+            await self._fail(503, scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _fail(self, status: int, scope: Scope, receive: Receive, send: Send) -> None:
+        if status == 500:
+            response = self.errors.error(500, "server_error", "Injected fault: internal error.")
+        else:
+            response = self.errors.error(
+                503, "service_unavailable", "Injected fault: service unavailable, retry later."
+            )
+        await response(scope, receive, send)
+
+
+async def _discard(message: Message) -> None:
+    """Swallows the reply of a write that was applied but whose answer is 'lost'."""

@@ -1,0 +1,241 @@
+"""The state directory the sandbox servers serve, loaded into memory and written back.
+
+The state directory is a public contract (docs: SOURCES.md): anyone may write one by
+hand, so loading is strict about what makes a file unusable (a line that is not a JSON
+object, a record without an id, a repeated id) and lenient about everything else
+(unknown fields are kept as they are and written back untouched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+FILES: dict[str, tuple[str, ...]] = {
+    "crm": ("Account", "Opportunity", "OpportunityLineItem", "Product2", "Contract"),
+    "billing": (
+        "customers",
+        "products",
+        "prices",
+        "subscriptions",
+        "invoices",
+        "invoice_payments",
+        "credit_notes",
+        "events",
+    ),
+    "erp": ("subsidiary", "customer", "item", "invoice", "customerpayment", "creditmemo"),
+}
+
+# A missing optional file is an empty collection; a missing required file is an error.
+OPTIONAL: frozenset[tuple[str, str]] = frozenset(
+    {("billing", "credit_notes"), ("billing", "events"), ("erp", "creditmemo")}
+)
+
+# Salesforce spells the record id `Id`; Stripe and NetSuite spell it `id`.
+ID_FIELD: dict[str, str] = {"crm": "Id", "billing": "id", "erp": "id"}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What each sandbox system accepts; None accepts any well-formed test credential."""
+
+    crm_client_id: str | None = None
+    crm_client_secret: str | None = None
+    billing_key: str | None = None
+    erp_token: str | None = None
+
+
+class StateFileError(Exception):
+    """A state file the sandbox cannot serve; names the file, the line (1-based) and why."""
+
+    def __init__(self, path: Path | str, line: int, reason: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{self.path}:{line}: {reason}")
+
+
+class Collection:
+    """The records of one state file, in file order, with an index by id."""
+
+    def __init__(self, *, system: str, name: str, id_field: str) -> None:
+        self.system = system
+        self.name = name
+        self.id_field = id_field
+        self.records: list[dict[str, Any]] = []
+        self.index: dict[str, dict[str, Any]] = {}
+        self._positions: dict[str, int] = {}
+        self.version = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self.index.get(str(record_id))
+
+    def put(self, record: dict[str, Any]) -> bool:
+        """Insert the record, or replace the one with the same id in place; True if created."""
+        record_id = record.get(self.id_field)
+        if record_id is None or record_id == "":
+            raise ValueError(f"{self.system}/{self.name}: record has no {self.id_field!r}")
+        key = str(record_id)
+        self.version += 1
+        position = self._positions.get(key)
+        self.index[key] = record
+        if position is None:
+            self._positions[key] = len(self.records)
+            self.records.append(record)
+            return True
+        self.records[position] = record
+        return False
+
+    def _load(self, records: list[dict[str, Any]], *, path: Path, line_numbers: list[int]) -> None:
+        id_field = self.id_field
+        index = self.index
+        positions = self._positions
+        for position, record in enumerate(records):
+            if type(record) is not dict:
+                raise StateFileError(path, line_numbers[position], "line is not a JSON object")
+            record_id = record.get(id_field)
+            if record_id is None or record_id == "" or isinstance(record_id, (dict, list, bool)):
+                raise StateFileError(
+                    path, line_numbers[position], f"record has no usable {id_field!r}"
+                )
+            key = str(record_id)
+            if key in index:
+                first = line_numbers[positions[key]]
+                raise StateFileError(
+                    path,
+                    line_numbers[position],
+                    f"duplicate {id_field} {key!r} (first on line {first})",
+                )
+            index[key] = record
+            positions[key] = position
+        self.records = records
+
+
+def _parse_lines(path: Path) -> tuple[list[Any], list[int]]:
+    """Parse a JSON Lines file; returns the values and their 1-based line numbers."""
+    text = path.read_text(encoding="utf-8")
+    lines: list[str] = []
+    numbers: list[int] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            lines.append(line)
+            numbers.append(number)
+    # One json.loads over the whole file is several times faster than one call per line;
+    # the slow path runs only to find which line is broken, or when a line held two values.
+    try:
+        values = json.loads("[" + ",".join(lines) + "]")
+        if len(values) == len(lines):
+            return values, numbers
+    except ValueError:
+        pass
+    decoder = json.JSONDecoder()
+    values = []
+    for line, number in zip(lines, numbers, strict=True):
+        stripped = line.strip()
+        try:
+            value, end = decoder.raw_decode(stripped)
+        except ValueError as error:
+            raise StateFileError(path, number, f"invalid JSON: {error}") from None
+        if end != len(stripped):
+            raise StateFileError(path, number, "more than one JSON value on the line")
+        values.append(value)
+    return values, numbers
+
+
+def _as_of(manifest: dict[str, Any], *, path: Path) -> datetime | None:
+    """End of the manifest's `as_of` day in UTC: the state describes that whole day."""
+    raw = manifest.get("as_of")
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str):
+        raise StateFileError(path, 1, f"as_of must be a date string, not {raw!r}")
+    try:
+        if "T" in raw:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return datetime.combine(date.fromisoformat(raw), time(23, 59, 59), tzinfo=UTC)
+    except ValueError:
+        raise StateFileError(path, 1, f"as_of {raw!r} is not an ISO date") from None
+
+
+class StateStore:
+    """All collections of a state directory; writers hold `lock` and call `persist`."""
+
+    def __init__(self, state_dir: Path, *, as_of: datetime | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.as_of = as_of
+        self.lock = threading.RLock()
+        self._collections: dict[tuple[str, str], Collection] = {}
+
+    @classmethod
+    def load(cls, state_dir: Path) -> StateStore:
+        state_dir = Path(state_dir)
+        if not state_dir.is_dir():
+            raise StateFileError(state_dir, 0, "state directory does not exist")
+        manifest_path = state_dir / "manifest.json"
+        as_of = None
+        if manifest_path.exists():
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except ValueError as error:
+                raise StateFileError(manifest_path, 1, f"invalid JSON: {error}") from None
+            if not isinstance(manifest, dict):
+                raise StateFileError(manifest_path, 1, "manifest is not a JSON object")
+            as_of = _as_of(manifest, path=manifest_path)
+        store = cls(state_dir, as_of=as_of)
+        for system, names in FILES.items():
+            for name in names:
+                collection = Collection(system=system, name=name, id_field=ID_FIELD[system])
+                path = store.path(system, name)
+                if path.exists():
+                    values, numbers = _parse_lines(path)
+                    collection._load(values, path=path, line_numbers=numbers)
+                elif (system, name) not in OPTIONAL:
+                    raise StateFileError(path, 0, "required state file is missing")
+                store._collections[(system, name)] = collection
+        return store
+
+    def path(self, system: str, name: str) -> Path:
+        return self.state_dir / system / f"{name}.jsonl"
+
+    def collection(self, system: str, name: str) -> Collection:
+        try:
+            return self._collections[(system, name)]
+        except KeyError:
+            raise KeyError(f"no state file {system}/{name}.jsonl in the contract") from None
+
+    def version(self, system: str) -> int:
+        """Grows with every write to the system, so derived caches know when to rebuild."""
+        return sum(c.version for (s, _), c in self._collections.items() if s == system)
+
+    def persist(self, system: str, name: str) -> None:
+        """Write one collection back: a temporary file renamed over the old one."""
+        collection = self.collection(system, name)
+        path = self.path(system, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            body = "".join(
+                json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+                for record in collection.records
+            )
+            handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as temp:
+                    temp.write(body)
+                os.replace(temp_name, path)
+            except BaseException:
+                Path(temp_name).unlink(missing_ok=True)
+                raise
