@@ -299,5 +299,6 @@ def run_models(
 
 
 def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
-    return int(row[0]) if row else 0
+    # fetchall, not fetchone: DuckDB keeps a half-read result open and refuses the next query.
+    rows = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
+    return int(rows[0][0])
