@@ -1,0 +1,192 @@
+"""Raw tables in DuckDB: one row per record id, the cursor and quarantine beside them.
+
+Each `write_batch` is one transaction, so a stream's cursor is only ever stored
+together with the rows it covers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+SCHEMA = "raw"
+
+
+@dataclass(frozen=True)
+class RawRow:
+    id: str
+    payload: str
+    cursor_value: str | None
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    reason: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+
+
+def table_name(stream_key: str) -> str:
+    return f"{SCHEMA}.{stream_key}"
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, stream_key: str) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {table_name(stream_key)} (
+            id VARCHAR NOT NULL, payload JSON, cursor_value VARCHAR, deleted BOOLEAN,
+            api_version VARCHAR, extracted_at TIMESTAMPTZ, run_id VARCHAR)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}._cursors (
+            stream VARCHAR PRIMARY KEY, cursor VARCHAR, updated_at TIMESTAMPTZ)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}._quarantine (
+            stream VARCHAR, reason VARCHAR, payload VARCHAR, extracted_at TIMESTAMPTZ,
+            run_id VARCHAR)"""
+    )
+
+
+def read_cursor(con: duckdb.DuckDBPyConnection, stream_key: str) -> dict[str, Any] | None:
+    row = con.execute(
+        f"SELECT cursor FROM {SCHEMA}._cursors WHERE stream = ?", [stream_key]
+    ).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def row_count(con: duckdb.DuckDBPyConnection, stream_key: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table_name(stream_key)}").fetchone()[0]
+
+
+def quarantine_count(con: duckdb.DuckDBPyConnection, stream_key: str) -> int:
+    return con.execute(
+        f"SELECT count(*) FROM {SCHEMA}._quarantine WHERE stream = ?", [stream_key]
+    ).fetchone()[0]
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    stream_key: str,
+    rows: list[RawRow],
+    *,
+    run_id: str,
+    api_version: str,
+    quarantined: list[QuarantinedRecord] = (),
+    replaces: tuple[tuple[str, ...], list[str]] | None = None,
+    cursor: dict[str, Any] | None = None,
+) -> WriteResult:
+    """Upsert rows by id (the latest wins), in one transaction with the cursor, if given.
+
+    Rows whose payload and tombstone equal the stored ones are left as they are.
+    """
+    table = table_name(stream_key)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = WriteResult()
+        if rows or replaces:
+            result = _upsert(con, table, rows, run_id=run_id, api_version=api_version)
+        if replaces:
+            result = _tombstone_missing_children(
+                con, table, rows, replaces=replaces, run_id=run_id, result=result
+            )
+        if quarantined:
+            con.executemany(
+                f"INSERT INTO {SCHEMA}._quarantine VALUES (?, ?, ?, now(), ?)",
+                [[stream_key, q.reason, q.payload, run_id] for q in quarantined],
+            )
+        if cursor is not None:
+            con.execute(
+                f"INSERT OR REPLACE INTO {SCHEMA}._cursors VALUES (?, ?, now())",
+                [stream_key, json.dumps(cursor, sort_keys=True)],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _upsert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[RawRow],
+    *,
+    run_id: str,
+    api_version: str,
+) -> WriteResult:
+    if not rows:
+        return WriteResult()
+    batch = pa.table(
+        {
+            "seq": pa.array(range(len(rows)), pa.int64()),
+            "id": pa.array([r.id for r in rows], pa.string()),
+            "payload": pa.array([r.payload for r in rows], pa.string()),
+            "cursor_value": pa.array([r.cursor_value for r in rows], pa.string()),
+            "deleted": pa.array([r.deleted for r in rows], pa.bool_()),
+        }
+    )
+    con.register("_raw_batch", batch)
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _raw_incoming AS
+            WITH latest AS (
+                SELECT * FROM _raw_batch
+                QUALIFY row_number() OVER (PARTITION BY id ORDER BY seq DESC) = 1)
+            SELECT b.id, b.payload, b.cursor_value, b.deleted, t.id IS NULL AS is_new
+            FROM latest b LEFT JOIN {table} t ON t.id = b.id
+            WHERE t.id IS NULL
+               OR t.payload::VARCHAR IS DISTINCT FROM b.payload
+               OR t.deleted IS DISTINCT FROM b.deleted"""
+        )
+    finally:
+        con.unregister("_raw_batch")
+    new, changed, deleted = con.execute(
+        """SELECT count(*) FILTER (is_new), count(*) FILTER (NOT is_new),
+                  count(*) FILTER (deleted) FROM _raw_incoming"""
+    ).fetchone()
+    con.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM _raw_incoming)")
+    con.execute(
+        f"""INSERT INTO {table}
+        SELECT id, payload::JSON, cursor_value, deleted, ?, now(), ? FROM _raw_incoming""",
+        [api_version, run_id],
+    )
+    con.execute("DROP TABLE _raw_incoming")
+    return WriteResult(new=new, changed=changed, deleted=deleted)
+
+
+def _tombstone_missing_children(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[RawRow],
+    *,
+    replaces: tuple[tuple[str, ...], list[str]],
+    run_id: str,
+    result: WriteResult,
+) -> WriteResult:
+    fields, parents = replaces
+    if not parents:
+        return result
+    parent_match = " OR ".join(
+        f"json_extract_string(payload, '$.{f}') IN (SELECT unnest(?::VARCHAR[]))" for f in fields
+    )
+    seen = [r.id for r in rows]
+    params: list[Any] = [list(parents)] * len(fields)
+    gone = con.execute(
+        f"""UPDATE {table} SET deleted = true, extracted_at = now(), run_id = ?
+        WHERE NOT deleted AND ({parent_match})
+          AND id NOT IN (SELECT unnest(?::VARCHAR[]))""",
+        [run_id, *params, seen],
+    ).fetchone()[0]
+    return WriteResult(new=result.new, changed=result.changed + gone, deleted=result.deleted + gone)
