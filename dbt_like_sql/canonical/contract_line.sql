@@ -1,0 +1,12 @@
+select
+    'crm' as source_system,
+    line_item_id as source_id,
+    opportunity_id,
+    product_id,
+    sku,
+    quantity,
+    unit_price_minor,
+    total_price_minor,
+    currency,
+    is_deleted
+from {{ ref('stg_crm_opportunity_line_item') }}

@@ -1,0 +1,17 @@
+select
+    'billing' as source_system,
+    subscription_item_id as source_id,
+    subscription_id,
+    price_id,
+    product_id,
+    sku,
+    quantity,
+    unit_amount_minor,
+    interval,
+    interval_count,
+    monthly_amount_minor,
+    currency,
+    current_period_start,
+    current_period_end
+from {{ ref('stg_billing_subscription_item') }}
+where not is_deleted
