@@ -1,0 +1,1 @@
+"""Reconciliation: findings runner, exception history and aging, metrics, report, trace."""
