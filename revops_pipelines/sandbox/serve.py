@@ -1,0 +1,306 @@
+"""Run the three sandbox systems over one state directory, each behind the fault layer.
+
+All three uvicorn servers share one event loop on a background thread; the sockets
+are bound before the loop starts, so port 0 gives a free port whose URL is known at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import uvicorn
+from starlette.responses import JSONResponse, Response
+
+from revops_pipelines.sandbox.faults import (
+    SYSTEMS,
+    FaultMiddleware,
+    FaultSpec,
+    FaultSpecError,
+    parse_faults,
+    parse_rate_limits,
+)
+from revops_pipelines.sandbox.state import Credentials, StateFileError, StateStore
+
+__all__ = ["Credentials", "SandboxUrls", "running_sandbox", "serve_forever", "SandboxServer"]
+
+MODULES = {
+    "crm": "revops_pipelines.sandbox.crm",
+    "billing": "revops_pipelines.sandbox.billing",
+    "erp": "revops_pipelines.sandbox.erp",
+}
+START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class SandboxUrls:
+    """Base URLs without a trailing slash."""
+
+    crm: str
+    billing: str
+    erp: str
+
+    def for_system(self, system: str) -> str:
+        return getattr(self, system)
+
+
+class _Unavailable:
+    """Stands in for a system whose module is not part of this checkout."""
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        return JSONResponse({"error": code, "message": message}, status_code=status)
+
+    def rate_limited(self, retry_after: float) -> Response:
+        return JSONResponse(
+            {"error": "rate_limited"},
+            status_code=429,
+            headers={"Retry-After": f"{retry_after:.3f}"},
+        )
+
+    async def __call__(self, scope, receive, send) -> None:
+        response = self.error(501, "not_implemented", f"the {self.system} sandbox is not built")
+        await response(scope, receive, send)
+
+
+def _system_module(system: str) -> ModuleType | None:
+    name = MODULES[system]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name == name:
+            return None
+        raise
+
+
+def _coerce_faults(
+    faults: str | FaultSpec | Mapping[str, FaultSpec] | None,
+) -> dict[str, FaultSpec]:
+    if faults is None or isinstance(faults, str):
+        return parse_faults(faults)
+    if isinstance(faults, FaultSpec):
+        return dict.fromkeys(SYSTEMS, faults)
+    return {system: faults.get(system, FaultSpec()) for system in SYSTEMS}
+
+
+def _coerce_rate_limits(rate_limits: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
+    if isinstance(rate_limits, Mapping):
+        return {system: float(rate) for system, rate in rate_limits.items()}
+    return parse_rate_limits(rate_limits)
+
+
+def build_apps(
+    store: StateStore,
+    *,
+    credentials: Credentials,
+    faults: Mapping[str, FaultSpec],
+    rate_limits: Mapping[str, float],
+    seed: int | None,
+) -> dict[str, FaultMiddleware]:
+    """Each system's app wrapped in its fault layer; seeds differ per system but stay fixed."""
+    apps: dict[str, FaultMiddleware] = {}
+    for number, system in enumerate(SYSTEMS):
+        spec = faults.get(system, FaultSpec())
+        module = _system_module(system)
+        if module is None:
+            app = errors = _Unavailable(system)
+        else:
+            app = module.build_app(store, credentials=credentials, faults=spec)
+            errors = module.ERRORS
+        apps[system] = FaultMiddleware(
+            app,
+            system_errors=errors,
+            rate_limit=rate_limits.get(system),
+            faults=spec,
+            seed=None if seed is None else seed * 3 + number,
+        )
+    return apps
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, sock: socket.socket) -> str:
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+class SandboxServer:
+    """The three servers on one background event loop; `start()` returns once they listen."""
+
+    def __init__(
+        self,
+        apps: Mapping[str, FaultMiddleware],
+        *,
+        host: str = "127.0.0.1",
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        ports = ports or {}
+        self._sockets: dict[str, socket.socket] = {}
+        try:
+            for system in SYSTEMS:
+                self._sockets[system] = _bind(host, int(ports.get(system, 0)))
+        except OSError:
+            for sock in self._sockets.values():
+                sock.close()
+            raise
+        self.urls = SandboxUrls(**{s: _url(host, sock) for s, sock in self._sockets.items()})
+        self._servers = {
+            system: uvicorn.Server(
+                uvicorn.Config(
+                    apps[system],
+                    lifespan="off",
+                    log_level="warning",
+                    access_log=False,
+                    timeout_graceful_shutdown=2,
+                )
+            )
+            for system in SYSTEMS
+        }
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self) -> SandboxUrls:
+        self._thread = threading.Thread(target=self._run, name="revops-sandbox", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not all(server.started for server in self._servers.values()):
+            if self._failure is not None or not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError(f"sandbox servers failed to start: {self._failure!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"sandbox servers did not start within {START_TIMEOUT_S} s")
+            time.sleep(0.005)
+        return self.urls
+
+    def _run(self) -> None:
+        async def serve_all() -> None:
+            await asyncio.gather(
+                *(
+                    server.serve(sockets=[self._sockets[system]])
+                    for system, server in self._servers.items()
+                )
+            )
+
+        try:
+            asyncio.run(serve_all())
+        except BaseException as error:  # reported by start() or stop()
+            self._failure = error
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for sock in self._sockets.values():
+            sock.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+@contextmanager
+def running_sandbox(
+    state_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    ports: Mapping[str, int] | None = None,
+    rate_limits: Iterable[str] | Mapping[str, float] = (),
+    faults: str | FaultSpec | Mapping[str, FaultSpec] | None = None,
+    credentials: Credentials | None = None,
+    seed: int | None = None,
+) -> Iterator[SandboxUrls]:
+    """Serve `state_dir` for the duration of a `with` block; yields the three base URLs.
+
+    `rate_limits` takes `["billing=100/s"]` or `{"billing": 100.0}`; `faults` takes the
+    `--faults` string, one FaultSpec for all systems, or one per system.
+    """
+    store = StateStore.load(Path(state_dir))
+    apps = build_apps(
+        store,
+        credentials=credentials or Credentials(),
+        faults=_coerce_faults(faults),
+        rate_limits=_coerce_rate_limits(rate_limits),
+        seed=seed,
+    )
+    server = SandboxServer(apps, host=host, ports=ports)
+    urls = server.start()
+    try:
+        yield urls
+    finally:
+        server.stop()
+
+
+def serve_forever(
+    state_dir: Path,
+    *,
+    host: str,
+    ports: dict[str, int],
+    rate_limits: list[str],
+    faults: str | None,
+    credentials: Credentials,
+) -> None:
+    """`revops sandbox serve`: print `crm=`, `billing=`, `erp=` URLs, serve until interrupted.
+
+    A state file that cannot be served, or a bad option, exits with status 2.
+    """
+    try:
+        store = StateStore.load(Path(state_dir))
+        apps = build_apps(
+            store,
+            credentials=credentials,
+            faults=parse_faults(faults),
+            rate_limits=parse_rate_limits(rate_limits),
+            seed=None,
+        )
+        server = SandboxServer(apps, host=host, ports=ports)
+    except StateFileError as error:
+        print(f"revops sandbox serve: bad state file {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except (FaultSpecError, OSError) as error:
+        print(f"revops sandbox serve: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        urls = server.start()
+        for system in SYSTEMS:
+            print(f"{system}={urls.for_system(system)}", flush=True)
+        while not stop.wait(0.5):
+            if not server.alive:
+                break
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

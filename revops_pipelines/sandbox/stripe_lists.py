@@ -1,0 +1,159 @@
+"""Stripe-style cursor pagination over one collection, fast enough for 100k records.
+
+Records are ordered newest first by (created, id); the order is computed once per
+collection version and kept ascending so `bisect` finds cursors and `created` bounds.
+Each record's JSON is encoded once and reused by every page that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from revops_pipelines.sandbox.state import Collection
+
+Predicate = Callable[[dict[str, Any]], bool]
+Getter = Callable[[dict[str, Any]], Any]
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _created(record: dict[str, Any]) -> int:
+    value = record.get("created")
+    return value if isinstance(value, int) else 0
+
+
+@dataclass
+class OrderedView:
+    """One collection sorted ascending by (created, id); index lists are positions in it."""
+
+    version: int
+    records: list[dict[str, Any]]
+    ids: list[str]
+    created: list[int]
+    positions: dict[str, int]
+    _encoded: list[bytes | None] = field(default_factory=list)
+    _groups: dict[str, dict[Any, list[int]]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, collection: Collection) -> OrderedView:
+        id_field = collection.id_field
+        keyed = sorted(
+            ((_created(r), str(r[id_field]), r) for r in collection.records),
+            key=lambda item: (item[0], item[1]),
+        )
+        ids = [item[1] for item in keyed]
+        return cls(
+            version=collection.version,
+            records=[item[2] for item in keyed],
+            ids=ids,
+            created=[item[0] for item in keyed],
+            positions={record_id: i for i, record_id in enumerate(ids)},
+            _encoded=[None] * len(keyed),
+        )
+
+    def encoded(self, position: int) -> bytes:
+        cached = self._encoded[position]
+        if cached is None:
+            cached = self._encoded[position] = encode(self.records[position])
+        return cached
+
+    def group(self, name: str, getter: Getter, value: Any) -> list[int]:
+        """Positions whose `getter` value equals `value`, ascending; built once per field."""
+        groups = self._groups.get(name)
+        if groups is None:
+            groups = {}
+            for position, record in enumerate(self.records):
+                groups.setdefault(getter(record), []).append(position)
+            self._groups[name] = groups
+        return groups.get(value, [])
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = 10
+    starting_after: str | None = None
+    ending_before: str | None = None
+    created_gte: int | None = None
+    created_lte: int | None = None
+    # Equality filters served from a per-field index: (name, getter, value).
+    indexed: tuple[tuple[str, Getter, Any], ...] = ()
+    predicates: tuple[Predicate, ...] = ()
+
+
+class UnknownCursor(LookupError):
+    def __init__(self, param: str, record_id: str) -> None:
+        self.param = param
+        self.record_id = record_id
+        super().__init__(f"{param} {record_id!r} is not in the list")
+
+
+def page(view: OrderedView, request: PageRequest) -> tuple[list[int], bool]:
+    """Positions of one page, newest first, and whether more exist in the paging direction."""
+    candidates: Sequence[int] = range(len(view.records))
+    predicates = list(request.predicates)
+    if request.indexed:
+        lists = [view.group(name, getter, value) for name, getter, value in request.indexed]
+        candidates = min(lists, key=len)
+        for (_, getter, value), positions in zip(request.indexed, lists, strict=True):
+            if positions is not candidates:
+                predicates.append(lambda r, g=getter, v=value: g(r) == v)
+
+    created = view.created
+    low, high = 0, len(candidates)
+    if request.created_gte is not None:
+        low = bisect_left(candidates, request.created_gte, key=created.__getitem__)
+    if request.created_lte is not None:
+        high = bisect_right(candidates, request.created_lte, key=created.__getitem__)
+    if request.starting_after is not None:
+        cursor = _position(view, "starting_after", request.starting_after)
+        high = min(high, bisect_left(candidates, cursor))
+    backwards = request.ending_before is not None and request.starting_after is None
+    if backwards:
+        cursor = _position(view, "ending_before", request.ending_before)  # type: ignore[arg-type]
+        low = max(low, bisect_right(candidates, cursor))
+
+    records = view.records
+    wanted = request.limit + 1
+    found: list[int] = []
+    steps = range(low, high) if backwards else range(high - 1, low - 1, -1)
+    if not predicates:
+        found = [candidates[i] for i in steps[:wanted]]
+    else:
+        for i in steps:
+            position = candidates[i]
+            record = records[position]
+            if all(check(record) for check in predicates):
+                found.append(position)
+                if len(found) == wanted:
+                    break
+    has_more = len(found) > request.limit
+    found = found[: request.limit]
+    if backwards:
+        found.reverse()
+    return found, has_more
+
+
+def _position(view: OrderedView, param: str, record_id: str) -> int:
+    position = view.positions.get(record_id)
+    if position is None:
+        raise UnknownCursor(param, record_id)
+    return position
+
+
+def list_body(view: OrderedView, positions: list[int], *, url: str, has_more: bool) -> bytes:
+    data = b",".join(view.encoded(p) for p in positions)
+    return (
+        b'{"object":"list","data":['
+        + data
+        + b'],"has_more":'
+        + (b"true" if has_more else b"false")
+        + b',"url":'
+        + json.dumps(url).encode()
+        + b"}"
+    )
