@@ -81,7 +81,7 @@ def _build(system: str, spec: StreamSpec) -> dg.AssetsDefinition:
         try:
             with context.resources.duckdb.connect() as con:
                 stats = extract_stream(
-                    client, con, spec.name, run_id=context.run_id, full_refresh=full
+                    client, con, spec.name, run_id=context.run.run_id, full_refresh=full
                 )
                 check = _quarantine_check(con, key, asset_key)
         finally:
