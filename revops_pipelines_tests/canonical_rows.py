@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from revops_pipelines.recon.run import now_for, recon_vars, run_reconciliation
+from revops_pipelines.sqlmodels import normalize_text_value
 
 MONEY = "BIGINT"
 TS = "TIMESTAMPTZ"
@@ -254,9 +255,9 @@ def _derived(table: str, row: dict[str, Any]) -> dict[str, Any]:
         if system in own:
             row.setdefault(own[system], source_id)
         if row.get("name") is not None:
-            row.setdefault("name_norm", " ".join(row["name"].casefold().split()))
+            row.setdefault("name_norm", normalize_text_value(row["name"]))
         if row.get("email") is not None:
-            row.setdefault("email_norm", row["email"].strip().casefold())
+            row.setdefault("email_norm", normalize_text_value(row["email"]))
     if table == "contract":
         amount, term = row.get("amount_minor"), row.get("term_months")
         if amount is not None and term:
