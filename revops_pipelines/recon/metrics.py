@@ -1,0 +1,203 @@
+"""Business metrics of a reconciliation run, appended to `recon.metrics_history` for trends.
+
+Quote-to-cash delay comes from `canonical.lifecycle_event`; the exception metrics from
+`recon.drift_exceptions` after the merge; invoice accuracy from this run's findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
+from revops_pipelines.recon.run import FINDINGS_TABLE
+
+METRICS_TABLE = "recon.metrics_history"
+AGE_BUCKETS = ("0-1", "2-7", "8-30", ">30")
+DELAY_BUCKETS = ("0-7", "8-14", "15-30", "31-60", "61-90", ">90")
+OPEN_STATUSES = "('open', 'planned')"
+INVOICE_CODES = (
+    "invoice_missing_in_erp",
+    "invoice_duplicate_in_erp",
+    "invoice_amount_mismatch",
+    "invoice_tax_mismatch",
+    "invoice_currency_mismatch",
+    "invoice_status_mismatch",
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    metric: str
+    dimension: str
+    value: float
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, table = relation.split(".")
+    return bool(
+        _rows(
+            con,
+            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+            "UNION ALL SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
+            [schema, table, schema, table],
+        )
+    )
+
+
+def quote_to_cash_days(con: duckdb.DuckDBPyConnection) -> list[float]:
+    """Days from opportunity_won to the first payment_applied, one value per lifecycle."""
+    if not _table_exists(con, "canonical.lifecycle_event"):
+        return []
+    rows = _rows(
+        con,
+        """
+        SELECT epoch(min(occurred_at) FILTER (WHERE stage = 'payment_applied')
+                     - min(occurred_at) FILTER (WHERE stage = 'opportunity_won')) / 86400.0
+        FROM canonical.lifecycle_event
+        GROUP BY correlation_id
+        HAVING count(*) FILTER (WHERE stage = 'opportunity_won') > 0
+           AND count(*) FILTER (WHERE stage = 'payment_applied') > 0
+        """,
+    )
+    return sorted(max(0.0, float(r[0])) for r in rows if r[0] is not None)
+
+
+def _delay_bucket(days: float) -> str:
+    for label, upper in zip(DELAY_BUCKETS, (7, 14, 30, 60, 90), strict=False):
+        if days <= upper:
+            return label
+    return DELAY_BUCKETS[-1]
+
+
+def _age_bucket(days: float) -> str:
+    if days <= 1:
+        return "0-1"
+    if days <= 7:
+        return "2-7"
+    if days <= 30:
+        return "8-30"
+    return ">30"
+
+
+def compute_metrics(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[Metric]:
+    """The metrics of DRIFT.md for the state after this run's merge."""
+    metrics: list[Metric] = []
+
+    delays = quote_to_cash_days(con)
+    if delays:
+        metrics += [
+            Metric("quote_to_cash_days", "count", float(len(delays))),
+            Metric("quote_to_cash_days", "p50", _percentile(delays, 0.5)),
+            Metric("quote_to_cash_days", "p90", _percentile(delays, 0.9)),
+            Metric("quote_to_cash_days", "mean", sum(delays) / len(delays)),
+        ]
+        counts = dict.fromkeys(DELAY_BUCKETS, 0)
+        for days in delays:
+            counts[_delay_bucket(days)] += 1
+        metrics += [Metric("quote_to_cash_histogram", k, float(v)) for k, v in counts.items()]
+
+    ages = _rows(
+        con,
+        f"SELECT epoch(?::TIMESTAMPTZ - first_detected_at) / 86400.0 FROM {EXCEPTIONS_TABLE} "
+        f"WHERE status IN {OPEN_STATUSES}",
+        [now],
+    )
+    aging = dict.fromkeys(AGE_BUCKETS, 0)
+    for (days,) in ages:
+        aging[_age_bucket(float(days))] += 1
+    metrics += [Metric("open_exceptions_by_age", k, float(v)) for k, v in aging.items()]
+
+    for severity, count in _rows(
+        con,
+        f"SELECT severity, count(*) FROM {EXCEPTIONS_TABLE} WHERE status IN {OPEN_STATUSES} "
+        "GROUP BY ALL ORDER BY 1",
+    ):
+        metrics.append(Metric("open_exceptions_by_severity", severity, float(count)))
+    for drift_type, count in _rows(
+        con,
+        f"SELECT drift_type, count(*) FROM {EXCEPTIONS_TABLE} WHERE status IN {OPEN_STATUSES} "
+        "GROUP BY ALL ORDER BY 1",
+    ):
+        metrics.append(Metric("open_exceptions_by_type", drift_type, float(count)))
+
+    [(review,)] = _rows(
+        con,
+        f"SELECT count(*) FROM {EXCEPTIONS_TABLE} "
+        f"WHERE status IN {OPEN_STATUSES} AND action = 'review'",
+    )
+    metrics.append(Metric("manual_reconciliation_items", "review", float(review)))
+
+    for currency, amount in _rows(
+        con,
+        f"SELECT currency, sum(amount_impact_minor) FROM {EXCEPTIONS_TABLE} "
+        f"WHERE status IN {OPEN_STATUSES} AND currency IS NOT NULL "
+        "AND amount_impact_minor IS NOT NULL GROUP BY ALL ORDER BY 1",
+    ):
+        metrics.append(Metric("money_at_stake_minor", currency, float(amount)))
+
+    accuracy = invoice_accuracy(con)
+    if accuracy is not None:
+        metrics.append(Metric("invoice_accuracy", "share", accuracy))
+    return metrics
+
+
+def invoice_accuracy(con: duckdb.DuckDBPyConnection) -> float | None:
+    """Share of finalized billing invoices with no invoice or payment finding in this run."""
+    codes = ", ".join(f"'{c}'" for c in INVOICE_CODES)
+    [(total, wrong)] = _rows(
+        con,
+        f"""
+        WITH fin AS (
+            SELECT source_id, customer_id FROM canonical.invoice
+            WHERE source_system = 'billing' AND finalized_at IS NOT NULL
+              AND coalesce(status, '') <> 'draft'
+        ),
+        bad AS (
+            SELECT billing_id AS invoice_id FROM {FINDINGS_TABLE} WHERE drift_type IN ({codes})
+            UNION
+            SELECT p.invoice_id FROM {FINDINGS_TABLE} AS f
+            JOIN canonical.payment AS p
+              ON p.source_system = 'billing' AND p.source_id = f.billing_id
+            WHERE f.drift_type IN ('payment_missing_in_erp', 'payment_amount_mismatch')
+            UNION
+            SELECT fin.source_id FROM fin
+            JOIN {FINDINGS_TABLE} AS f ON f.billing_id = fin.customer_id
+            WHERE f.drift_type IN ('customer_missing_in_erp', 'customer_missing_tax_or_entity')
+        )
+        SELECT count(*), count(*) FILTER (WHERE source_id IN (SELECT invoice_id FROM bad))
+        FROM fin
+        """,
+    )
+    if not total:
+        return None
+    return (total - wrong) / total
+
+
+def _percentile(values: list[float], share: float) -> float:
+    index = min(len(values) - 1, max(0, round(share * (len(values) - 1))))
+    return values[index]
+
+
+def record_metrics(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> list[Metric]:
+    """Computes this run's metrics and appends them to `recon.metrics_history`."""
+    run_at = (now or datetime.now(UTC)).astimezone(UTC)
+    metrics = compute_metrics(con, now=run_at)
+    con.execute("CREATE SCHEMA IF NOT EXISTS recon")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} "
+        "(run_at TIMESTAMPTZ, metric VARCHAR, dimension VARCHAR, value DOUBLE)"
+    )
+    # A rerun at the same moment replaces its own rows rather than doubling them.
+    con.execute(f"DELETE FROM {METRICS_TABLE} WHERE run_at = ?", [run_at])
+    con.executemany(
+        f"INSERT INTO {METRICS_TABLE} VALUES (?, ?, ?, ?)",
+        [[run_at, m.metric, m.dimension, m.value] for m in metrics],
+    )
+    return metrics

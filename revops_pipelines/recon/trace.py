@@ -1,0 +1,130 @@
+"""`revops trace <id>`: one lifecycle across the three systems, with its open findings.
+
+Any CRM, billing or ERP id, or a correlation id, leads to the lifecycle(s) it belongs to.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
+
+
+class TraceNotFoundError(LookupError):
+    """No lifecycle, record or finding carries this id."""
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(
+            f"no CRM, billing or ERP record, lifecycle or finding has id {record_id!r}; "
+            "check the id, or run the reconciliation first"
+        )
+        self.record_id = record_id
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchall()
+    )
+
+
+def correlation_ids(con: duckdb.DuckDBPyConnection, any_id: str) -> list[str]:
+    """The lifecycles an id belongs to: itself if it is one, else through records and findings."""
+    found: set[str] = set()
+    if _exists(con, "canonical", "lifecycle_event"):
+        found |= {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT correlation_id FROM canonical.lifecycle_event "
+                "WHERE correlation_id = ? OR record_id = ?",
+                [any_id, any_id],
+            ).fetchall()
+        }
+    if _exists(con, "canonical", "lifecycle_event") and _exists(con, "canonical", "payment"):
+        # An ERP record reaches its lifecycle through the billing id it carries.
+        rows = con.execute(
+            """
+            SELECT l.correlation_id
+            FROM canonical.invoice AS i
+            JOIN canonical.lifecycle_event AS l ON l.record_id = i.billing_invoice_id
+            WHERE i.source_id = ? AND i.source_system = 'erp'
+            UNION
+            SELECT l.correlation_id
+            FROM canonical.payment AS p
+            JOIN canonical.lifecycle_event AS l ON l.record_id = p.billing_invoice_id
+            WHERE p.source_id = ? AND p.source_system = 'erp'
+            """,
+            [any_id, any_id],
+        ).fetchall()
+        found |= {r[0] for r in rows}
+    if _exists(con, "recon", "drift_exceptions"):
+        found |= {
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT correlation_id FROM {EXCEPTIONS_TABLE} "
+                "WHERE ? IN (exception_id, correlation_id, crm_id, billing_id, erp_id)",
+                [any_id],
+            ).fetchall()
+            if r[0] is not None
+        }
+    return sorted(found)
+
+
+def trace(con: duckdb.DuckDBPyConnection, any_id: str) -> str:
+    """The lifecycle(s) of `any_id` as text: stages with time and system, then open findings."""
+    any_id = any_id.strip()
+    ids = correlation_ids(con, any_id)
+    if not ids:
+        raise TraceNotFoundError(any_id)
+    lines: list[str] = []
+    for correlation_id in ids:
+        lines.append(f"lifecycle {correlation_id}")
+        if _exists(con, "canonical", "lifecycle_event"):
+            events = con.execute(
+                """
+                SELECT occurred_at, stage, system, record_id FROM canonical.lifecycle_event
+                WHERE correlation_id = ?
+                ORDER BY occurred_at NULLS LAST,
+                    list_position(['opportunity_won', 'subscription_provisioned',
+                        'invoice_generated', 'erp_posted', 'payment_applied',
+                        'exception_resolved'], stage),
+                    record_id
+                """,
+                [correlation_id],
+            ).fetchall()
+            for occurred_at, stage, system, record_id in events:
+                when = occurred_at.strftime("%Y-%m-%d %H:%M:%SZ") if occurred_at else "?"
+                lines.append(f"  {when}  {stage:<24} {system:<8} {record_id}")
+            if not events:
+                lines.append("  (no lifecycle events)")
+        findings = []
+        if _exists(con, "recon", "drift_exceptions"):
+            findings = con.execute(
+                f"""
+                SELECT drift_type, severity, status, crm_id, billing_id, erp_id, field, expected,
+                       actual, amount_impact_minor, currency, first_detected_at, suggested_action
+                FROM {EXCEPTIONS_TABLE}
+                WHERE correlation_id = ? AND status IN ('open', 'planned')
+                ORDER BY first_detected_at, drift_type
+                """,
+                [correlation_id],
+            ).fetchall()
+        lines.append(f"  open findings: {len(findings)}")
+        for f in findings:
+            (code, severity, status, crm, billing, erp, field, expected, actual) = f[:9]
+            amount, currency, first, action = f[9:]
+            ids_text = " ".join(
+                f"{name}={value}"
+                for name, value in (("crm", crm), ("billing", billing), ("erp", erp))
+                if value
+            )
+            detail = f" {field}: expected {expected!r}, actual {actual!r}" if field else ""
+            money = f" ({amount} {currency} minor)" if amount is not None and currency else ""
+            since = first.strftime("%Y-%m-%d") if first else "?"
+            lines.append(
+                f"  - {code} [{severity}, {status} since {since}] {ids_text}{detail}{money}"
+            )
+            lines.append(f"      {action}")
+    return "\n".join(lines) + "\n"
