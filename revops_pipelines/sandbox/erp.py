@@ -146,9 +146,13 @@ def _paging(request: Request) -> tuple[int, int]:
     return int(raw_limit), int(raw_offset)
 
 
-def _page(request: Request, items: list[Any], *, limit: int, offset: int) -> dict[str, Any]:
-    page = items[offset : offset + limit]
-    has_more = offset + len(page) < len(items)
+def _page(
+    request: Request, items: list[Any], *, limit: int, offset: int, total: int | None = None
+) -> dict[str, Any]:
+    """A NetSuite page; `items` is the whole result, or only the page when `total` is given."""
+    page = items[offset : offset + limit] if total is None else items
+    total = len(items) if total is None else total
+    has_more = offset + len(page) < total
     base = str(request.url.replace(query="")).rstrip("/")
     links = [{"rel": "self", "href": f"{base}?limit={limit}&offset={offset}"}]
     if has_more:
@@ -159,7 +163,7 @@ def _page(request: Request, items: list[Any], *, limit: int, offset: int) -> dic
         "hasMore": has_more,
         "items": page,
         "offset": offset,
-        "totalResults": len(items),
+        "totalResults": total,
     }
 
 
@@ -446,12 +450,13 @@ def build_app(
         if not isinstance(query, str):
             raise ErpFailure(400, "INVALID_PARAMETER", "The body must hold the query as 'q'.")
         try:
-            _, rows = await run_in_threadpool(state.engine.rows, query)
+            _, rows, total = await run_in_threadpool(
+                state.engine.page, query, offset=offset, limit=limit
+            )
         except SuiteQLError as error:
             raise ErpFailure(400, error.error_code, error.detail) from None
-        page = _page(request, rows, limit=limit, offset=offset)
-        page["items"] = [{"links": [], **row} for row in page["items"]]
-        return JSONResponse(page)
+        items = [{"links": [], **row} for row in rows]
+        return JSONResponse(_page(request, items, limit=limit, offset=offset, total=total))
 
     async def record_list(request: Request) -> Response:
         record_type = _record_type(request.path_params["type"])

@@ -377,7 +377,7 @@ def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> None:
     if ";" in _STRING_LITERAL.sub("''", query):
         raise _invalid("only one statement is allowed; remove the ';'")
     try:
-        (serialized,) = connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
+        ((serialized,),) = connection.execute("SELECT json_serialize_sql(?)", [query]).fetchall()
     except duckdb.Error as error:
         raise _invalid(str(error).splitlines()[0]) from None
     tree = json.loads(serialized)
@@ -424,8 +424,9 @@ def _json_value(value: Any) -> Any:
 class SuiteQLEngine:
     """SuiteQL over a state store; tables are rebuilt when the store's ERP version moves.
 
-    Results are kept per (query, version) so that paging a result with limit/offset reads
-    one fixed list: every row exactly once, even without ORDER BY.
+    Results are kept per (query, version) as Arrow tables, so paging with limit/offset
+    slices one fixed result (every row exactly once, even without ORDER BY) and only the
+    rows of the asked page become Python objects.
     """
 
     def __init__(
@@ -441,9 +442,7 @@ class SuiteQLEngine:
         self._lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._built_version: int | None = None
-        self._results: OrderedDict[tuple[str, int], tuple[list[str], list[dict[str, Any]]]] = (
-            OrderedDict()
-        )
+        self._results: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
 
     def _build(self, version: int) -> duckdb.DuckDBPyConnection:
         tables = build_rows(self._records())
@@ -462,8 +461,7 @@ class SuiteQLEngine:
         self._results.clear()
         return connection
 
-    def rows(self, query: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """All result rows (lowercase column names) of a checked query; SuiteQLError if refused."""
+    def _result(self, query: str) -> pa.Table:
         text = rewrite_time_literals(query.strip())
         if not text:
             raise _invalid("the query is empty")
@@ -479,21 +477,31 @@ class SuiteQLEngine:
                 return cached
             check_query(text, connection=connection)
             try:
-                cursor = connection.execute(text)
-                columns = [str(column[0]).lower() for column in cursor.description or ()]
-                raw = cursor.fetchall()
+                relation = connection.sql(text)
+                columns = [str(column).lower() for column in relation.columns]
+                table = relation.to_arrow_table()
             except duckdb.Error as error:
                 raise _invalid(str(error).splitlines()[0]) from None
             if len(set(columns)) != len(columns):
                 raise _invalid("two result columns have the same name; give them aliases")
-            result = (
-                columns,
-                [
-                    {column: _json_value(value) for column, value in zip(columns, row, strict=True)}
-                    for row in raw
-                ],
-            )
-            self._results[key] = result
+            table = table.rename_columns(columns)
+            self._results[key] = table
             while len(self._results) > self._cached_results:
                 self._results.popitem(last=False)
-            return result
+            return table
+
+    def page(
+        self, query: str, *, offset: int, limit: int
+    ) -> tuple[list[str], list[dict[str, Any]], int]:
+        """One page of a checked query: columns (lowercase), rows, total row count."""
+        table = self._result(query)
+        rows = [
+            {column: _json_value(value) for column, value in row.items()}
+            for row in table.slice(offset, limit).to_pylist()
+        ]
+        return list(table.column_names), rows, table.num_rows
+
+    def rows(self, query: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """All result rows (lowercase column names) of a checked query; SuiteQLError if refused."""
+        columns, rows, _ = self.page(query, offset=0, limit=2**62)
+        return columns, rows
