@@ -19,6 +19,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 
 from revops_pipelines.sandbox.crm import API, ERRORS, build_app, id18, salesforce_id
 from revops_pipelines.sandbox.faults import FaultMiddleware, FaultSpec
+from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.state import Credentials, StateStore
 
 ACME = "001Hs00003AbCdEIAV"
@@ -388,3 +389,16 @@ def test_salesforce_ids_have_the_checksum_suffix():
     assert id18("001Hs00003AbCdE") == "001Hs00003AbCdEIAV"
     assert salesforce_id("001", 1) == id18("001Sb0000000001")
     assert len({salesforce_id("006", n) for n in range(1, 500)}) == 499
+
+
+def test_served_by_running_sandbox_with_a_token_ttl_fault(handwritten_state: Path):
+    with running_sandbox(handwritten_state, faults="crm.token_ttl_s=0.5", seed=3) as urls:
+        token = get_token_any(urls.crm)
+        url = f"{urls.crm}{API}/query"
+        headers = {"Authorization": f"Bearer {token}"}
+        fresh = httpx.get(url, params={"q": "SELECT Id FROM Product2"}, headers=headers)
+        assert fresh.status_code == 200 and fresh.json()["totalSize"] == 2
+        assert "Sforce-Limit-Info" in fresh.headers
+        time.sleep(0.6)
+        stale = httpx.get(url, params={"q": "SELECT Id FROM Product2"}, headers=headers)
+        assert stale.status_code == 401 and error_code(stale) == "INVALID_SESSION_ID"
