@@ -227,3 +227,25 @@ def test_dagster_assets_materialize_with_metadata_and_quarantine_check(sandbox, 
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"quarantine_empty"}
     assert all(c.passed for c in checks)
+
+
+def test_generated_scenario_extracts_completely_and_then_reads_nothing(tmp_path, con):
+    from revops_pipelines.sandbox.generate import generate_state
+
+    state = tmp_path / "generated"
+    generate_state(state, customers=30, months=3, seed=11, drift_rate=0.1)
+    with running_sandbox(state, seed=5) as urls:
+        clients = make_clients(urls, workers=3)
+        first = extract(clients, con, run_id="r1")
+        for system in ("crm", "billing"):
+            for name, spec in STREAM_TABLES[system][0].items():
+                key = stream_key(system, name)
+                expected = state_records(state, system, spec.source)
+                assert {k: v[0] for k, v in payloads(con, key).items()} == expected, key
+        for name, spec in STREAM_TABLES["erp"][0].items():
+            where = f" WHERE type = '{spec.options['type']}'" if "type" in spec.options else ""
+            body, _ = clients["erp"].suiteql(f"SELECT * FROM {spec.source}{where}")
+            assert len(payloads(con, stream_key("erp", name))) == body["totalResults"], name
+        assert first["billing_invoices"].new > 30
+        second = extract(clients, con, run_id="r2")
+    assert {k: s.fetched for k, s in second.items() if s.fetched and k not in WHOLE} == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -269,29 +271,51 @@ class BillingClient(BaseClient):
                 query["starting_after"] = window.after
             return window, self.list_page(endpoint, query, stream=stream)
 
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            while pending or running:
-                while pending and len(running) < self.workers:
-                    window = pending.pop()
-                    running[pool.submit(fetch, window)] = window
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    window, body = future.result()
-                    records = list(body.get("data") or [])
-                    if records:
-                        yield records
-                    if not body.get("has_more") or not records:
-                        continue
-                    last = records[-1]
-                    rest_hi = int(last["created"])
-                    idle = self.workers - len(running) - len(pending)
-                    if idle > 1 and rest_hi > window.lo:
-                        middle = (window.lo + rest_hi) // 2 + 1
-                        pending.append(_Window(window.lo, middle - 1))
-                        pending.append(_Window(middle, rest_hi, after=last["id"]))
-                    else:
-                        pending.append(_Window(window.lo, rest_hi, after=last["id"]))
+        # Fetching runs in its own thread so that storing a batch never stalls requests.
+        out: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=256)
+        stop = threading.Event()
+
+        def coordinate() -> None:
+            try:
+                with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                    while (pending or running) and not stop.is_set():
+                        while pending and len(running) < self.workers:
+                            window = pending.pop()
+                            running[pool.submit(fetch, window)] = window
+                        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                        for future in done:
+                            running.pop(future)
+                            window, body = future.result()
+                            records = list(body.get("data") or [])
+                            if body.get("has_more") and records:
+                                pending.extend(self._rest_of(window, records[-1], len(running)))
+                            if records:
+                                _put(out, records, stop)
+                _put(out, None, stop)
+            except BaseException as error:  # handed to the reading thread
+                _put(out, error, stop)
+
+        thread = threading.Thread(target=coordinate, name=f"billing-{endpoint}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    def _rest_of(self, window: _Window, last: dict[str, Any], running: int) -> list[_Window]:
+        """The part of `window` after `last`; split in two while workers would be idle."""
+        rest_hi = int(last["created"])
+        if self.workers - running > 1 and rest_hi > window.lo:
+            middle = (window.lo + rest_hi) // 2 + 1
+            return [_Window(window.lo, middle - 1), _Window(middle, rest_hi, after=last["id"])]
+        return [_Window(window.lo, rest_hi, after=last["id"])]
 
     def _events_since(self, cursor: dict[str, Any] | None, *, stream: str) -> list[dict[str, Any]]:
         params: dict[str, Any] = {}
@@ -370,6 +394,15 @@ class BillingClient(BaseClient):
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(one, latest.items()))
+
+
+def _put(out: queue.Queue, item: Any, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
 
 
 def _created(record: Any) -> str | None:
