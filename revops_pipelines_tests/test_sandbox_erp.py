@@ -9,8 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from revops_pipelines.sandbox.erp import ERRORS, build_app
+from revops_pipelines.sandbox.faults import FaultMiddleware, FaultSpec
 from revops_pipelines.sandbox.serve import running_sandbox
-from revops_pipelines.sandbox.state import Credentials
+from revops_pipelines.sandbox.state import Credentials, StateStore
+from revops_pipelines_tests.test_sandbox_crm import serve
 
 SUITEQL = "/services/rest/query/v1/suiteql"
 RECORDS = "/services/rest/record/v1"
@@ -262,3 +265,25 @@ def test_patch_updates_and_unknown_id(erp: httpx.Client):
     assert location_id(answer, "customer") == "1234"
     assert erp.get(f"{RECORDS}/customer/1234").json()["email"] == "new@acme.example"
     assert erp.patch(f"{RECORDS}/customer/999999", json={"email": "x"}).status_code == 404
+
+
+def test_too_many_requests_is_429_with_retry_after(handwritten_state: Path):
+    store = StateStore.load(handwritten_state)
+    busy = build_app(store, credentials=Credentials(), faults=FaultSpec(), max_concurrency=0)
+    limited = FaultMiddleware(
+        build_app(store, credentials=Credentials(), faults=FaultSpec()),
+        system_errors=ERRORS,
+        rate_limit=1.0,
+        faults=FaultSpec(),
+        seed=1,
+    )
+    headers = {"Authorization": "Bearer t"}
+    with serve(busy) as busy_url, serve(limited) as limited_url:
+        answer = httpx.get(f"{busy_url}{RECORDS}/item/77", headers=headers)
+        assert answer.status_code == 429 and float(answer.headers["Retry-After"]) > 0
+        assert detail(answer)["o:errorCode"] == "CONCURRENCY_LIMIT_EXCEEDED"
+        statuses = [
+            httpx.get(f"{limited_url}{RECORDS}/item/77", headers=headers).status_code
+            for _ in range(3)
+        ]
+    assert statuses[0] == 200 and 429 in statuses
