@@ -72,6 +72,15 @@ def load(state: Path) -> dict[str, list[dict]]:
     }
 
 
+def salesforce_checksum(id15: str) -> str:
+    """The 3-character suffix that makes a 15-character id case-insensitively unique."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+    return "".join(
+        alphabet[sum(1 << i for i, c in enumerate(id15[k : k + 5]) if c.isupper())]
+        for k in (0, 5, 10)
+    )
+
+
 def norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
@@ -137,8 +146,23 @@ def test_records_have_contract_fields_and_types(clean: tuple[Path, dict]) -> Non
             assert len(rid) == 18 and rid.startswith(prefix) and rid.isalnum()
             assert record["attributes"]["type"] == name if "attributes" in record else True
             assert record["SystemModstamp"].endswith(".000+0000")
-    for account in data["crm/Account"]:
-        assert account["CreatedDate"] <= account["SystemModstamp"] <= "2026-10-31T23:59:59"
+    for name in ("crm/Account", "crm/Opportunity"):
+        for record in data[name]:
+            assert record["CreatedDate"] <= record["SystemModstamp"] <= "2026-10-31T23:59:59"
+            assert record["LastModifiedDate"] == record["SystemModstamp"]
+    for name in CRM_PREFIX:
+        for record in data[f"crm/{name}"]:
+            assert salesforce_checksum(record["Id"][:15]) == record["Id"][15:]
+            assert record["SystemModstamp"] <= "2026-10-31T23:59:59"
+    for name in (
+        "billing/customers",
+        "billing/subscriptions",
+        "billing/invoices",
+        "billing/events",
+    ):
+        assert all(type(r["created"]) is int and r["created"] <= NOW for r in data[name])
+    for name in ("erp/customer", "erp/invoice", "erp/customerpayment"):
+        assert all(r["lastModifiedDate"] <= "2026-10-31T23:59:59Z" for r in data[name])
 
     for inv in data["billing/invoices"]:
         money = [inv[k] for k in ("subtotal", "total", "amount_due", "amount_paid")]

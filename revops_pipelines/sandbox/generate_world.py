@@ -223,12 +223,13 @@ class Ids:
         return body + suffix
 
     def stripe(self, prefix: str) -> str:
-        n = self._next(prefix)
-        tail = []
-        for _ in range(5):
+        # 9 random base-62 characters, then a 5-character counter: unique by construction.
+        n = self._rng.getrandbits(53) * 62**5 + self._next(prefix) % 62**5
+        chars = []
+        for _ in range(14):
             n, r = divmod(n, 62)
-            tail.append(_B62[r])
-        return f"{prefix}_{''.join(self._rng.choices(_B62, k=9))}{''.join(reversed(tail))}"
+            chars.append(_B62[r])
+        return f"{prefix}_{''.join(reversed(chars))}"
 
     def erp(self, kind: str) -> str:
         # Transactions (invoice, customerpayment, creditmemo) share one id space.
@@ -780,7 +781,7 @@ def _build_open_or_lost(
                 "Negotiation/Review",
             )
         )
-        created = max(account_created + DAY, NOW - rng.randint(20, 400) * DAY)
+        created = max(account_created + DAY, NOW - rng.randint(20 * DAY, 400 * DAY))
         if stage == "Closed Lost":
             close = min(NOW, created + rng.randint(10, 120) * DAY)
         else:
@@ -796,12 +797,12 @@ def _build_open_or_lost(
             currency=currency,
             kind="New Business",
             lines=_deal_lines(rng, first=True)[:2],
-            modified=min(NOW, created + rng.randint(1, 10) * DAY),
+            modified=min(NOW, created + rng.randint(DAY // 2, 10 * DAY)),
         )
 
 
 def _build_prospect(world: World, customer: Customer) -> None:
-    created = NOW - world.rng.randint(30, 900) * DAY
+    created = NOW - world.rng.randint(30 * DAY, 900 * DAY)
     _set_account_times(customer.account, created=created, modified=created + DAY)
     _build_open_or_lost(
         world, customer.account, customer.currency, created, count=world.rng.choice((1, 2))
@@ -816,7 +817,7 @@ def _build_deleted(world: World, count: int) -> None:
         customer = _new_customer(
             world, 90_000 + i, entity, _unique_name(world, entity.country), parent_id=None
         )
-        created = NOW - rng.randint(200, 700) * DAY
+        created = NOW - rng.randint(200 * DAY, 700 * DAY)
         deleted_at = created + rng.randint(30, 150) * DAY
         close = created + 20 * DAY
         close -= close % DAY
