@@ -402,3 +402,18 @@ def test_served_by_running_sandbox_with_a_token_ttl_fault(handwritten_state: Pat
         time.sleep(0.6)
         stale = httpx.get(url, params={"q": "SELECT Id FROM Product2"}, headers=headers)
         assert stale.status_code == 401 and error_code(stale) == "INVALID_SESSION_ID"
+
+
+def test_injected_server_errors_use_salesforce_codes(handwritten_state: Path):
+    store = StateStore.load(handwritten_state)
+    app = FaultMiddleware(
+        build_app(store, credentials=Credentials(), faults=FaultSpec()),
+        system_errors=ERRORS,
+        rate_limit=None,
+        faults=FaultSpec(error_rate=1.0),
+        seed=5,
+    )
+    with serve(app) as url:
+        answers = [httpx.get(f"{url}{API}/sobjects/Account/{ACME}") for _ in range(6)]
+    codes = {(a.status_code, error_code(a)) for a in answers}
+    assert codes <= {(500, "UNKNOWN_EXCEPTION"), (503, "SERVER_UNAVAILABLE")} and codes
