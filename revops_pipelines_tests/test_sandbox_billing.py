@@ -232,6 +232,9 @@ def test_update_merges_metadata_and_address_and_persists(
     assert customer["address"]["line2"] == "Suite 5"
     stored = {r["id"]: r for r in _file(handwritten_state, "customers")}
     assert stored["cus_R1a2B3c4D5e6F7"] == customer
+    listed = {r["id"]: r for r in client.get("/v1/customers").json()["data"]}
+    assert listed["cus_R1a2B3c4D5e6F7"] == customer
+    assert listed["cus_S2b3C4d5E6f7G8"] == stored["cus_S2b3C4d5E6f7G8"]
     event = client.get("/v1/events", params={"limit": 1}).json()["data"][0]
     assert event["type"] == "customer.updated"
     assert event["data"]["object"]["email"] == "billing@acme.example"

@@ -7,13 +7,14 @@ are bound before the loop starts, so port 0 gives a free port whose URL is known
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,15 @@ def build_apps(
     return apps
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (uvicorn's own choice); the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are
@@ -210,7 +220,8 @@ class SandboxServer:
             )
 
         try:
-            asyncio.run(serve_all())
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(serve_all())
         except BaseException as error:  # reported by start() or stop()
             self._failure = error
 
@@ -289,6 +300,8 @@ def serve_forever(
         print(f"revops sandbox serve: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
+    # The loaded state lives as long as the process: keep the cyclic collector off it.
+    gc.freeze()
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:

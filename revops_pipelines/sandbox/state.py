@@ -8,6 +8,7 @@ object, a record without an id, a repeated id) and lenient about everything else
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -72,6 +73,9 @@ class Collection:
         self.records: list[dict[str, Any]] = []
         self.index: dict[str, dict[str, Any]] = {}
         self._positions: dict[str, int] = {}
+        # The file's own JSON text of each record not written since loading: lists serve it
+        # and persist writes it back without encoding the record again.
+        self.raw: dict[str, bytes] = {}
         self.version = 0
 
     def __len__(self) -> int:
@@ -90,6 +94,7 @@ class Collection:
             raise ValueError(f"{self.system}/{self.name}: record has no {self.id_field!r}")
         key = str(record_id)
         self.version += 1
+        self.raw.pop(key, None)
         position = self._positions.get(key)
         self.index[key] = record
         if position is None:
@@ -99,60 +104,41 @@ class Collection:
         self.records[position] = record
         return False
 
-    def _load(self, records: list[dict[str, Any]], *, path: Path, line_numbers: list[int]) -> None:
+    def _load(self, path: Path) -> None:
         id_field = self.id_field
+        records = self.records
         index = self.index
         positions = self._positions
-        for position, record in enumerate(records):
+        raw = self.raw
+        lines: dict[str, int] = {}
+        for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                if getattr(error, "msg", "") == "Extra data":
+                    reason = "more than one JSON value on the line"
+                else:
+                    reason = f"invalid JSON: {error}"
+                raise StateFileError(path, number, reason) from None
             if type(record) is not dict:
-                raise StateFileError(path, line_numbers[position], "line is not a JSON object")
+                raise StateFileError(path, number, "line is not a JSON object")
             record_id = record.get(id_field)
             if record_id is None or record_id == "" or isinstance(record_id, (dict, list, bool)):
-                raise StateFileError(
-                    path, line_numbers[position], f"record has no usable {id_field!r}"
-                )
+                raise StateFileError(path, number, f"record has no usable {id_field!r}")
             key = str(record_id)
             if key in index:
-                first = line_numbers[positions[key]]
+                first = lines[key]
                 raise StateFileError(
-                    path,
-                    line_numbers[position],
-                    f"duplicate {id_field} {key!r} (first on line {first})",
+                    path, number, f"duplicate {id_field} {key!r} (first on line {first})"
                 )
             index[key] = record
-            positions[key] = position
-        self.records = records
-
-
-def _parse_lines(path: Path) -> tuple[list[Any], list[int]]:
-    """Parse a JSON Lines file; returns the values and their 1-based line numbers."""
-    text = path.read_text(encoding="utf-8")
-    lines: list[str] = []
-    numbers: list[int] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            lines.append(line)
-            numbers.append(number)
-    # One json.loads over the whole file is several times faster than one call per line;
-    # the slow path runs only to find which line is broken, or when a line held two values.
-    try:
-        values = json.loads("[" + ",".join(lines) + "]")
-        if len(values) == len(lines):
-            return values, numbers
-    except ValueError:
-        pass
-    decoder = json.JSONDecoder()
-    values = []
-    for line, number in zip(lines, numbers, strict=True):
-        stripped = line.strip()
-        try:
-            value, end = decoder.raw_decode(stripped)
-        except ValueError as error:
-            raise StateFileError(path, number, f"invalid JSON: {error}") from None
-        if end != len(stripped):
-            raise StateFileError(path, number, "more than one JSON value on the line")
-        values.append(value)
-    return values, numbers
+            positions[key] = len(records)
+            lines[key] = number
+            raw[key] = line
+            records.append(record)
 
 
 def _as_of(manifest: dict[str, Any], *, path: Path) -> datetime | None:
@@ -196,17 +182,27 @@ class StateStore:
                 raise StateFileError(manifest_path, 1, "manifest is not a JSON object")
             as_of = _as_of(manifest, path=manifest_path)
         store = cls(state_dir, as_of=as_of)
+        # The cyclic collector would rescan the growing heap of parsed records over and over;
+        # pausing it makes loading 100k invoices several times faster.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            store._load_files()
+        finally:
+            if collecting:
+                gc.enable()
+        return store
+
+    def _load_files(self) -> None:
         for system, names in FILES.items():
             for name in names:
                 collection = Collection(system=system, name=name, id_field=ID_FIELD[system])
-                path = store.path(system, name)
+                path = self.path(system, name)
                 if path.exists():
-                    values, numbers = _parse_lines(path)
-                    collection._load(values, path=path, line_numbers=numbers)
+                    collection._load(path)
                 elif (system, name) not in OPTIONAL:
                     raise StateFileError(path, 0, "required state file is missing")
-                store._collections[(system, name)] = collection
-        return store
+                self._collections[(system, name)] = collection
 
     def path(self, system: str, name: str) -> Path:
         return self.state_dir / system / f"{name}.jsonl"
@@ -227,13 +223,19 @@ class StateStore:
         path = self.path(system, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            body = "".join(
-                json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+            raw = collection.raw
+            id_field = collection.id_field
+            body = b"".join(
+                (
+                    raw.get(str(record.get(id_field)))
+                    or json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+                )
+                + b"\n"
                 for record in collection.records
             )
             handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
             try:
-                with os.fdopen(handle, "w", encoding="utf-8") as temp:
+                with os.fdopen(handle, "wb") as temp:
                     temp.write(body)
                 os.replace(temp_name, path)
             except BaseException:

@@ -2,7 +2,8 @@
 
 Records are ordered newest first by (created, id); the order is computed once per
 collection version and kept ascending so `bisect` finds cursors and `created` bounds.
-Each record's JSON is encoded once and reused by every page that holds it.
+A record is served as the JSON text it had in the state file, or, once written through
+the API, encoded once and reused by every page that holds it.
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ class OrderedView:
             key=lambda item: (item[0], item[1]),
         )
         ids = [item[1] for item in keyed]
+        raw = collection.raw
         return cls(
             version=collection.version,
             records=[item[2] for item in keyed],
             ids=ids,
             created=[item[0] for item in keyed],
             positions={record_id: i for i, record_id in enumerate(ids)},
-            _encoded=[None] * len(keyed),
+            # A record still as loaded is served as the file's own JSON text.
+            _encoded=[raw.get(record_id) for record_id in ids],
         )
 
     def encoded(self, position: int) -> bytes:
