@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import signal
 import socket
 import sys
@@ -21,8 +20,8 @@ from pathlib import Path
 from types import ModuleType
 
 import uvicorn
-from starlette.responses import JSONResponse, Response
 
+from revops_pipelines.sandbox import billing, crm, erp
 from revops_pipelines.sandbox.faults import (
     SYSTEMS,
     FaultMiddleware,
@@ -35,11 +34,6 @@ from revops_pipelines.sandbox.state import Credentials, StateFileError, StateSto
 
 __all__ = ["Credentials", "SandboxUrls", "running_sandbox", "serve_forever", "SandboxServer"]
 
-MODULES = {
-    "crm": "revops_pipelines.sandbox.crm",
-    "billing": "revops_pipelines.sandbox.billing",
-    "erp": "revops_pipelines.sandbox.erp",
-}
 START_TIMEOUT_S = 10.0
 
 
@@ -53,37 +47,6 @@ class SandboxUrls:
 
     def for_system(self, system: str) -> str:
         return getattr(self, system)
-
-
-class _Unavailable:
-    """Stands in for a system whose module is not part of this checkout."""
-
-    def __init__(self, system: str) -> None:
-        self.system = system
-
-    def error(self, status: int, code: str, message: str) -> Response:
-        return JSONResponse({"error": code, "message": message}, status_code=status)
-
-    def rate_limited(self, retry_after: float) -> Response:
-        return JSONResponse(
-            {"error": "rate_limited"},
-            status_code=429,
-            headers={"Retry-After": f"{retry_after:.3f}"},
-        )
-
-    async def __call__(self, scope, receive, send) -> None:
-        response = self.error(501, "not_implemented", f"the {self.system} sandbox is not built")
-        await response(scope, receive, send)
-
-
-def _system_module(system: str) -> ModuleType | None:
-    name = MODULES[system]
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name == name:
-            return None
-        raise
 
 
 def _coerce_faults(
@@ -111,18 +74,14 @@ def build_apps(
     seed: int | None,
 ) -> dict[str, FaultMiddleware]:
     """Each system's app wrapped in its fault layer; seeds differ per system but stay fixed."""
+    modules: dict[str, ModuleType] = {"crm": crm, "billing": billing, "erp": erp}
     apps: dict[str, FaultMiddleware] = {}
     for number, system in enumerate(SYSTEMS):
         spec = faults.get(system, FaultSpec())
-        module = _system_module(system)
-        if module is None:
-            app = errors = _Unavailable(system)
-        else:
-            app = module.build_app(store, credentials=credentials, faults=spec)
-            errors = module.ERRORS
+        module = modules[system]
         apps[system] = FaultMiddleware(
-            app,
-            system_errors=errors,
+            module.build_app(store, credentials=credentials, faults=spec),
+            system_errors=module.ERRORS,
             rate_limit=rate_limits.get(system),
             faults=spec,
             seed=None if seed is None else seed * 3 + number,
