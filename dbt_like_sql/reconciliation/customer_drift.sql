@@ -65,21 +65,34 @@ billing_in_erp AS (
 ),
 
 -- Billing customers the ERP should hold: with a subscription or an invoice (drafts count).
+active_customer AS (
+    SELECT customer_id FROM {{ ref('subscription') }}
+    UNION
+    SELECT customer_id FROM {{ ref('invoice') }} WHERE source_system = 'billing'
+),
+
 billing_expected AS (
     SELECT b.*
     FROM bil AS b
-    WHERE b.source_id IN (SELECT customer_id FROM {{ ref('subscription') }})
-       OR b.source_id IN (SELECT customer_id FROM {{ ref('invoice') }} WHERE source_system = 'billing')
+    SEMI JOIN active_customer AS a ON a.customer_id = b.source_id
+),
+
+billing_not_in_erp AS (
+    SELECT b.source_id, upper(b.currency) AS currency
+    FROM billing_expected AS b
+    ANTI JOIN billing_in_erp AS e ON e.billing_id = b.source_id
 ),
 
 missing_money AS (
     SELECT b.source_id AS billing_id, sum(f.total_minor) AS amount
-    FROM billing_expected AS b
-    JOIN finalized AS f ON f.customer_id = b.source_id AND f.currency = upper(b.currency)
+    FROM billing_not_in_erp AS b
+    JOIN finalized AS f ON f.customer_id = b.source_id AND f.currency = b.currency
     GROUP BY b.source_id
 ),
 
--- Value of every compared attribute in every system of a linked group.
+crm_of_billing AS (SELECT billing_id, min(crm_id) AS crm_id FROM cb GROUP BY billing_id),
+
+-- Each linked group in one row, every compared attribute of every system side by side.
 grp AS (
     SELECT
         coalesce(cb.billing_id, be.billing_id) AS billing_id,
@@ -88,72 +101,76 @@ grp AS (
     FROM cb FULL OUTER JOIN be ON cb.billing_id = be.billing_id
 ),
 
-attr AS (
-    SELECT g.crm_id, g.billing_id, g.erp_id, 'crm' AS system, a.field, a.value, a.norm
+wide AS (
+    SELECT
+        g.crm_id, g.billing_id, g.erp_id,
+        c.name AS c_name_v, c.name_norm AS c_name_n,
+        c.country AS c_country_v, upper(nullif(trim(c.country), '')) AS c_country_n,
+        c.legal_entity AS c_legal_entity_v, upper(nullif(trim(c.legal_entity), '')) AS c_legal_entity_n,
+        c.tax_jurisdiction AS c_tax_jurisdiction_v, upper(nullif(trim(c.tax_jurisdiction), '')) AS c_tax_jurisdiction_n,
+        c.currency AS c_currency_v, upper(nullif(trim(c.currency), '')) AS c_currency_n,
+        b.name AS b_name_v, b.name_norm AS b_name_n,
+        b.email AS b_email_v, nullif(b.email_norm, '') AS b_email_n,
+        b.country AS b_country_v, upper(nullif(trim(b.country), '')) AS b_country_n,
+        b.legal_entity AS b_legal_entity_v, upper(nullif(trim(b.legal_entity), '')) AS b_legal_entity_n,
+        b.currency AS b_currency_v, upper(nullif(trim(b.currency), '')) AS b_currency_n,
+        e.name AS e_name_v, e.name_norm AS e_name_n,
+        e.email AS e_email_v, nullif(e.email_norm, '') AS e_email_n,
+        e.legal_entity AS e_legal_entity_v, upper(nullif(trim(e.legal_entity), '')) AS e_legal_entity_n,
+        e.tax_jurisdiction AS e_tax_jurisdiction_v, upper(nullif(trim(e.tax_jurisdiction), '')) AS e_tax_jurisdiction_n,
+        e.currency AS e_currency_v, upper(nullif(trim(e.currency), '')) AS e_currency_n
     FROM grp AS g
-    JOIN crm AS c ON c.source_id = g.crm_id
-    CROSS JOIN LATERAL (VALUES
-        ('name', c.name, c.name_norm),
-        ('country', c.country, upper(nullif(trim(c.country), ''))),
-        ('legal_entity', c.legal_entity, upper(nullif(trim(c.legal_entity), ''))),
-        ('tax_jurisdiction', c.tax_jurisdiction, upper(nullif(trim(c.tax_jurisdiction), ''))),
-        ('currency', c.currency, upper(nullif(trim(c.currency), '')))
-    ) AS a(field, value, norm)
-    UNION ALL
-    SELECT g.crm_id, g.billing_id, g.erp_id, 'billing', a.field, a.value, a.norm
-    FROM grp AS g
-    JOIN bil AS b ON b.source_id = g.billing_id
-    CROSS JOIN LATERAL (VALUES
-        ('name', b.name, b.name_norm),
-        ('email', b.email, nullif(b.email_norm, '')),
-        ('country', b.country, upper(nullif(trim(b.country), ''))),
-        ('legal_entity', b.legal_entity, upper(nullif(trim(b.legal_entity), ''))),
-        ('currency', b.currency, upper(nullif(trim(b.currency), '')))
-    ) AS a(field, value, norm)
-    UNION ALL
-    SELECT g.crm_id, g.billing_id, g.erp_id, 'erp', a.field, a.value, a.norm
-    FROM grp AS g
-    JOIN erp AS e ON e.source_id = g.erp_id
-    CROSS JOIN LATERAL (VALUES
-        ('name', e.name, e.name_norm),
-        ('email', e.email, nullif(e.email_norm, '')),
-        ('legal_entity', e.legal_entity, upper(nullif(trim(e.legal_entity), ''))),
-        ('tax_jurisdiction', e.tax_jurisdiction, upper(nullif(trim(e.tax_jurisdiction), ''))),
-        ('currency', e.currency, upper(nullif(trim(e.currency), '')))
-    ) AS a(field, value, norm)
+    LEFT JOIN crm AS c ON c.source_id = g.crm_id
+    LEFT JOIN bil AS b ON b.source_id = g.billing_id
+    LEFT JOIN erp AS e ON e.source_id = g.erp_id
 ),
 
 -- The system of record per field: CRM for name/address/entity/tax, billing for email/currency;
 -- where that system is not in the group, billing stands in for the CRM.
-sor AS (
-    SELECT DISTINCT ON (crm_id, billing_id, erp_id, field)
-        crm_id, billing_id, erp_id, field, system AS sor_system, value AS sor_value, norm AS sor_norm
-    FROM attr
-    ORDER BY crm_id, billing_id, erp_id, field,
-        CASE
-            WHEN field IN ('email', 'currency') THEN CASE system WHEN 'billing' THEN 0 WHEN 'crm' THEN 1 ELSE 2 END
-            ELSE CASE system WHEN 'crm' THEN 0 WHEN 'billing' THEN 1 ELSE 2 END
-        END
-),
-
 attribute_mismatch AS (
-    SELECT
-        s.crm_id, s.billing_id, s.erp_id, s.field, s.sor_value AS expected,
-        min(a.value) AS actual,
-        bool_and(a.system = 'erp') AS only_erp,
-        string_agg(DISTINCT a.system, ',' ORDER BY a.system) AS systems
-    FROM sor AS s
-    JOIN attr AS a
-        ON a.crm_id IS NOT DISTINCT FROM s.crm_id
-       AND a.billing_id IS NOT DISTINCT FROM s.billing_id
-       AND a.erp_id IS NOT DISTINCT FROM s.erp_id
-       AND a.field = s.field
-       AND a.system <> s.sor_system
-    WHERE s.sor_norm IS NOT NULL
-      AND a.norm IS DISTINCT FROM s.sor_norm
+    SELECT crm_id, billing_id, erp_id, 'name' AS field, sor_value AS expected,
+        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm) THEN e_name_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) THEN b_name_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) THEN c_name_v END AS actual,
+        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) AS only_erp,
+        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
+    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_name_v WHEN billing_id IS NOT NULL THEN b_name_v WHEN erp_id IS NOT NULL THEN e_name_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_name_n WHEN billing_id IS NOT NULL THEN b_name_n WHEN erp_id IS NOT NULL THEN e_name_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN billing_id IS NOT NULL THEN 'billing' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
+    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) OR (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm))
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'email' AS field, sor_value AS expected,
+        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm) THEN e_email_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) THEN b_email_v END AS actual,
+        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) AS only_erp,
+        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
+    FROM (SELECT *, CASE WHEN billing_id IS NOT NULL THEN b_email_v WHEN erp_id IS NOT NULL THEN e_email_v END AS sor_value, CASE WHEN billing_id IS NOT NULL THEN b_email_n WHEN erp_id IS NOT NULL THEN e_email_n END AS sor_norm, CASE WHEN billing_id IS NOT NULL THEN 'billing' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
+    WHERE sor_norm IS NOT NULL AND ((billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm))
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'country' AS field, sor_value AS expected,
+        CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm) THEN b_country_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) THEN c_country_v END AS actual,
+        false AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm) AS only_erp,
+        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) THEN 'crm' END) AS systems
+    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_country_v WHEN billing_id IS NOT NULL THEN b_country_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_country_n WHEN billing_id IS NOT NULL THEN b_country_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN billing_id IS NOT NULL THEN 'billing' END AS sor_system FROM wide)
+    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) OR (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm))
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'legal_entity' AS field, sor_value AS expected,
+        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm) THEN e_legal_entity_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) THEN b_legal_entity_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) THEN c_legal_entity_v END AS actual,
+        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) AS only_erp,
+        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
+    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_legal_entity_v WHEN billing_id IS NOT NULL THEN b_legal_entity_v WHEN erp_id IS NOT NULL THEN e_legal_entity_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_legal_entity_n WHEN billing_id IS NOT NULL THEN b_legal_entity_n WHEN erp_id IS NOT NULL THEN e_legal_entity_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN billing_id IS NOT NULL THEN 'billing' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
+    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) OR (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm))
       -- An entity with no ERP subsidiary is reported as customer_missing_tax_or_entity.
-      AND NOT (s.field = 'legal_entity' AND s.crm_id IN (SELECT crm_id FROM unpostable))
-    GROUP BY ALL
+      AND (crm_id IS NULL OR crm_id NOT IN (SELECT crm_id FROM unpostable))
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'tax_jurisdiction' AS field, sor_value AS expected,
+        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN e_tax_jurisdiction_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN c_tax_jurisdiction_v END AS actual,
+        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) AS only_erp,
+        concat_ws(',', CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
+    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_tax_jurisdiction_v WHEN erp_id IS NOT NULL THEN e_tax_jurisdiction_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_tax_jurisdiction_n WHEN erp_id IS NOT NULL THEN e_tax_jurisdiction_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
+    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm))
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'currency' AS field, sor_value AS expected,
+        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm) THEN e_currency_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) THEN b_currency_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) THEN c_currency_v END AS actual,
+        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) AS only_erp,
+        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
+    FROM (SELECT *, CASE WHEN billing_id IS NOT NULL THEN b_currency_v WHEN crm_id IS NOT NULL THEN c_currency_v WHEN erp_id IS NOT NULL THEN e_currency_v END AS sor_value, CASE WHEN billing_id IS NOT NULL THEN b_currency_n WHEN crm_id IS NOT NULL THEN c_currency_n WHEN erp_id IS NOT NULL THEN e_currency_n END AS sor_norm, CASE WHEN billing_id IS NOT NULL THEN 'billing' WHEN crm_id IS NOT NULL THEN 'crm' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
+    WHERE sor_norm IS NOT NULL AND ((billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) OR (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm))
 ),
 
 found AS (
@@ -170,13 +187,15 @@ WHERE c.source_id IN (SELECT account_id FROM won_account)
 UNION ALL
 SELECT
     'customer_missing_in_erp', 'customer',
-    (SELECT min(crm_id) FROM cb WHERE cb.billing_id = b.source_id), b.source_id, NULL, NULL,
-    NULL, NULL, mm.amount, upper(b.currency),
+    cob.crm_id, b.source_id, NULL, NULL,
+    NULL, NULL, mm.amount, b.currency,
     'auto', 'Upsert ERP customer with external id ' || b.source_id || ', then its invoices and payments'
-FROM billing_expected AS b
+FROM billing_not_in_erp AS b
 LEFT JOIN missing_money AS mm ON mm.billing_id = b.source_id
-WHERE b.source_id NOT IN (SELECT billing_id FROM billing_in_erp)
-  AND b.source_id NOT IN (SELECT billing_id FROM cb WHERE crm_id IN (SELECT crm_id FROM unpostable))
+LEFT JOIN crm_of_billing AS cob ON cob.billing_id = b.source_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM cb JOIN unpostable AS u ON u.crm_id = cb.crm_id WHERE cb.billing_id = b.source_id
+)
 
 UNION ALL
 SELECT

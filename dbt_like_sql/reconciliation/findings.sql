@@ -5,9 +5,43 @@ WITH found AS (
     UNION ALL BY NAME SELECT * FROM {{ ref('product_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('subscription_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('invoice_drift') }}
-    UNION ALL BY NAME SELECT * FROM {{ ref('invoice_status_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('payment_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('mrr_drift') }}
+),
+
+-- Where each finding's lifecycle starts: the CRM opportunity of its subscription when linked
+-- (either side), else the subscription, else the invoice; looked up for the findings only.
+invoice_of AS (
+    SELECT DISTINCT coalesce(invoice_ref, CASE WHEN entity = 'invoice' THEN billing_id END) AS invoice_id
+    FROM found
+),
+
+inv AS (
+    SELECT i.source_id AS invoice_id, i.subscription_id
+    FROM {{ ref('invoice') }} AS i
+    JOIN invoice_of AS r ON r.invoice_id = i.source_id
+    WHERE i.source_system = 'billing'
+),
+
+live_opp AS (
+    SELECT source_id, billing_subscription_id FROM {{ ref('contract') }} WHERE NOT coalesce(is_deleted, false)
+),
+
+sub AS (
+    SELECT
+        s.source_id AS subscription_id,
+        coalesce(
+            (SELECT min(o.source_id) FROM live_opp AS o WHERE o.source_id = s.crm_opportunity_id),
+            (SELECT min(o.source_id) FROM live_opp AS o WHERE o.billing_subscription_id = s.source_id),
+            s.source_id
+        ) AS correlation_id
+    FROM {{ ref('subscription') }} AS s
+    WHERE s.source_id IN (SELECT subscription_id FROM inv WHERE subscription_id IS NOT NULL)
+),
+
+invoice_correlation AS (
+    SELECT inv.invoice_id, coalesce(sub.correlation_id, inv.invoice_id) AS correlation_id
+    FROM inv LEFT JOIN sub ON sub.subscription_id = inv.subscription_id
 ),
 
 severity AS (
@@ -52,10 +86,12 @@ FROM (
         CAST(f.amount_impact_minor AS BIGINT) AS amount_impact_minor,
         upper(f.currency) AS currency,
         coalesce(s.severity, 'medium') AS severity,
-        coalesce(f.correlation_id, f.billing_id, f.crm_id, f.erp_id) AS correlation_id,
+        coalesce(f.correlation_id, ic.correlation_id, f.billing_id, f.crm_id, f.erp_id) AS correlation_id,
         f.action,
         f.suggested_action
     FROM found AS f
     LEFT JOIN severity AS s ON s.drift_type = f.drift_type
+    LEFT JOIN invoice_correlation AS ic
+        ON ic.invoice_id = coalesce(f.invoice_ref, CASE WHEN f.entity = 'invoice' THEN f.billing_id END)
 )
 ORDER BY exception_id

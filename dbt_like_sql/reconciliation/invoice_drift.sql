@@ -1,7 +1,9 @@
--- Finalized billing invoices against ERP invoices: missing, orphan, duplicate, and for a
--- matched pair the first difference by the one-cause rule: currency, then total, then tax split.
+-- Finalized billing invoices against ERP invoices: missing, orphan, duplicate; for a matched pair
+-- the first difference by the one-cause rule (currency, then total, then tax split), and the
+-- paid/open/void state unless a payment or amount finding on the invoice already explains it.
 WITH bil AS (
-    SELECT *, upper(currency) AS currency_code
+    SELECT source_id, customer_id, upper(currency) AS currency_code, total_minor, tax_minor,
+           subtotal_minor, finalized_at, status
     FROM {{ ref('invoice') }}
     WHERE source_system = 'billing'
 ),
@@ -10,9 +12,13 @@ fin AS (SELECT * FROM bil WHERE finalized_at IS NOT NULL AND coalesce(status, ''
 
 erp AS (
     SELECT
-        *,
-        upper(currency) AS currency_code,
+        source_id, upper(currency) AS currency_code, total_minor, tax_minor, subtotal_minor,
         nullif(trim(billing_invoice_id), '') AS billing_ref,
+        -- A zero-total invoice is settled without any payment.
+        CASE
+            WHEN status = 'open' AND coalesce(total_minor, 0) = 0 AND coalesce(amount_remaining_minor, 0) = 0 THEN 'paid'
+            ELSE status
+        END AS state,
         row_number() OVER (
             PARTITION BY nullif(trim(billing_invoice_id), '')
             ORDER BY TRY_CAST(source_id AS BIGINT) NULLS LAST, source_id
@@ -23,87 +29,106 @@ erp AS (
 
 -- Customers reported as missing in the ERP (or not postable) cover their invoices.
 covered_customer AS (
-    SELECT billing_id FROM {{ ref('customer_drift') }}
+    SELECT DISTINCT billing_id FROM {{ ref('customer_drift') }}
     WHERE billing_id IS NOT NULL
       AND (drift_type = 'customer_missing_in_erp'
            OR (drift_type = 'customer_missing_tax_or_entity' AND erp_id IS NULL))
 ),
 
-ctx AS (SELECT record_id, correlation_id FROM {{ ref('recon_invoice_context') }} WHERE kind = 'invoice'),
+paid_explained AS (
+    SELECT DISTINCT invoice_ref FROM {{ ref('payment_drift') }}
+    WHERE drift_type IN ('payment_missing_in_erp', 'payment_amount_mismatch') AND invoice_ref IS NOT NULL
+),
+
 tol AS (SELECT * FROM {{ ref('recon_tolerance') }}),
 
 pair AS (
     SELECT
         f.source_id AS billing_id, e.source_id AS erp_id, f.currency_code AS b_cur, e.currency_code AS e_cur,
         f.total_minor AS b_total, e.total_minor AS e_total, f.tax_minor AS b_tax, e.tax_minor AS e_tax,
-        f.subtotal_minor AS b_sub, e.subtotal_minor AS e_sub, coalesce(t.tolerance_minor, 0) AS tol
+        f.subtotal_minor AS b_sub, e.subtotal_minor AS e_sub, coalesce(t.tolerance_minor, 0) AS tol,
+        CASE f.status WHEN 'uncollectible' THEN 'open' ELSE f.status END AS b_state, e.state AS e_state
     FROM fin AS f
     JOIN erp AS e ON e.billing_ref = f.source_id AND e.copy_no = 1
     LEFT JOIN tol AS t ON t.currency = f.currency_code
 ),
 
-found AS (
+compared AS (
     SELECT
-        'invoice_missing_in_erp' AS drift_type, 'invoice' AS entity,
-        NULL AS crm_id, f.source_id AS billing_id, NULL AS erp_id, NULL AS field,
-        NULL AS expected, NULL AS actual, f.total_minor AS amount_impact_minor, f.currency_code AS currency,
-        'auto' AS action,
-        'Upsert ERP invoice with external id ' || f.source_id || ', then its payments' AS suggested_action
-    FROM fin AS f
-    WHERE NOT EXISTS (SELECT 1 FROM erp AS e WHERE e.billing_ref = f.source_id)
-      AND f.customer_id NOT IN (SELECT billing_id FROM covered_customer)
-
-    UNION ALL
-    SELECT
-        'invoice_orphan_in_erp', 'invoice', NULL, NULL, e.source_id, NULL,
-        NULL, e.billing_ref, e.total_minor, e.currency_code,
-        'review', 'ERP invoice ' || e.source_id || ' names no billing invoice: find its source or credit it'
-    FROM erp AS e
-    WHERE e.billing_ref IS NULL OR e.billing_ref NOT IN (SELECT source_id FROM bil)
-
-    UNION ALL
-    SELECT
-        'invoice_duplicate_in_erp', 'invoice', NULL, e.billing_ref, e.source_id, NULL,
-        NULL, NULL, e.total_minor, e.currency_code,
-        'review', 'ERP invoice ' || e.source_id || ' repeats billing invoice ' || e.billing_ref
-            || ': credit the later copy (never delete a posted invoice)'
-    FROM erp AS e
-    WHERE e.copy_no > 1 AND e.billing_ref IN (SELECT source_id FROM bil)
-
-    UNION ALL
-    SELECT
-        'invoice_currency_mismatch', 'invoice', NULL, billing_id, erp_id, 'currency',
-        b_cur, e_cur, b_total, b_cur,
-        'review', 'ERP invoice ' || erp_id || ' is in ' || coalesce(e_cur, '?') || ', billing in ' || b_cur
-            || ': credit it and post again in ' || b_cur
+        *,
+        CASE
+            WHEN b_cur IS DISTINCT FROM e_cur THEN 'invoice_currency_mismatch'
+            WHEN abs(coalesce(b_total, 0) - coalesce(e_total, 0)) > tol THEN 'invoice_amount_mismatch'
+            WHEN abs(coalesce(b_tax, 0) - coalesce(e_tax, 0)) > tol
+              OR (b_sub IS NOT NULL AND e_sub IS NOT NULL AND abs(b_sub - e_sub) > tol)
+            THEN 'invoice_tax_mismatch'
+        END AS money_code
     FROM pair
-    WHERE b_cur IS DISTINCT FROM e_cur
-
-    UNION ALL
-    SELECT
-        'invoice_amount_mismatch', 'invoice', NULL, billing_id, erp_id, 'total_minor',
-        CAST(b_total AS VARCHAR), CAST(e_total AS VARCHAR), abs(coalesce(b_total, 0) - coalesce(e_total, 0)), b_cur,
-        'review', 'Do not edit posted ERP invoice ' || erp_id || ': issue a credit memo or adjustment of '
-            || CAST(coalesce(b_total, 0) - coalesce(e_total, 0) AS VARCHAR) || ' minor units'
-    FROM pair
-    WHERE b_cur IS NOT DISTINCT FROM e_cur
-      AND abs(coalesce(b_total, 0) - coalesce(e_total, 0)) > tol
-
-    UNION ALL
-    SELECT
-        'invoice_tax_mismatch', 'invoice', NULL, billing_id, erp_id, 'tax_minor',
-        CAST(b_tax AS VARCHAR), CAST(e_tax AS VARCHAR), abs(coalesce(b_tax, 0) - coalesce(e_tax, 0)), b_cur,
-        'review', 'Tax on ERP invoice ' || erp_id || ' differs from billing; correct the tax lines'
-    FROM pair
-    WHERE b_cur IS NOT DISTINCT FROM e_cur
-      AND abs(coalesce(b_total, 0) - coalesce(e_total, 0)) <= tol
-      AND (abs(coalesce(b_tax, 0) - coalesce(e_tax, 0)) > tol
-           OR (b_sub IS NOT NULL AND e_sub IS NOT NULL AND abs(b_sub - e_sub) > tol))
 )
 
 SELECT
-    f.*,
-    coalesce(c.correlation_id, f.billing_id, f.erp_id) AS correlation_id,
-    NULL::VARCHAR AS key_extra
-FROM found AS f
-LEFT JOIN ctx AS c ON c.record_id = f.billing_id
+    'invoice_missing_in_erp' AS drift_type, 'invoice' AS entity,
+    NULL AS crm_id, f.source_id AS billing_id, NULL AS erp_id, NULL AS field,
+    NULL AS expected, NULL AS actual, f.total_minor AS amount_impact_minor, f.currency_code AS currency,
+    'auto' AS action,
+    'Upsert ERP invoice with external id ' || f.source_id || ', then its payments' AS suggested_action
+FROM fin AS f
+WHERE NOT EXISTS (SELECT 1 FROM erp AS e WHERE e.billing_ref = f.source_id)
+  AND NOT EXISTS (SELECT 1 FROM covered_customer AS c WHERE c.billing_id = f.customer_id)
+
+UNION ALL
+SELECT
+    'invoice_orphan_in_erp', 'invoice', NULL, NULL, e.source_id, NULL,
+    NULL, e.billing_ref, e.total_minor, e.currency_code,
+    'review', 'ERP invoice ' || e.source_id || ' names no billing invoice: find its source or credit it'
+FROM erp AS e
+WHERE e.billing_ref IS NULL OR NOT EXISTS (SELECT 1 FROM bil AS b WHERE b.source_id = e.billing_ref)
+
+UNION ALL
+SELECT
+    'invoice_duplicate_in_erp', 'invoice', NULL, e.billing_ref, e.source_id, NULL,
+    NULL, NULL, e.total_minor, e.currency_code,
+    'review', 'ERP invoice ' || e.source_id || ' repeats billing invoice ' || e.billing_ref
+        || ': credit the later copy (never delete a posted invoice)'
+FROM erp AS e
+WHERE e.copy_no > 1 AND EXISTS (SELECT 1 FROM bil AS b WHERE b.source_id = e.billing_ref)
+
+UNION ALL
+SELECT
+    money_code, 'invoice', NULL, billing_id, erp_id,
+    CASE money_code WHEN 'invoice_currency_mismatch' THEN 'currency'
+                    WHEN 'invoice_amount_mismatch' THEN 'total_minor' ELSE 'tax_minor' END,
+    CASE money_code WHEN 'invoice_currency_mismatch' THEN b_cur
+                    WHEN 'invoice_amount_mismatch' THEN CAST(b_total AS VARCHAR) ELSE CAST(b_tax AS VARCHAR) END,
+    CASE money_code WHEN 'invoice_currency_mismatch' THEN e_cur
+                    WHEN 'invoice_amount_mismatch' THEN CAST(e_total AS VARCHAR) ELSE CAST(e_tax AS VARCHAR) END,
+    CASE money_code WHEN 'invoice_currency_mismatch' THEN b_total
+                    WHEN 'invoice_amount_mismatch' THEN abs(coalesce(b_total, 0) - coalesce(e_total, 0))
+                    ELSE abs(coalesce(b_tax, 0) - coalesce(e_tax, 0)) END,
+    b_cur,
+    'review',
+    CASE money_code
+        WHEN 'invoice_currency_mismatch' THEN 'ERP invoice ' || erp_id || ' is in ' || coalesce(e_cur, '?')
+            || ', billing in ' || b_cur || ': credit it and post again in ' || b_cur
+        WHEN 'invoice_amount_mismatch' THEN 'Do not edit posted ERP invoice ' || erp_id
+            || ': issue a credit memo or adjustment of '
+            || CAST(coalesce(b_total, 0) - coalesce(e_total, 0) AS VARCHAR) || ' minor units'
+        ELSE 'Tax on ERP invoice ' || erp_id || ' differs from billing; correct the tax lines'
+    END
+FROM compared
+WHERE money_code IS NOT NULL
+
+UNION ALL
+SELECT
+    'invoice_status_mismatch', 'invoice', NULL, billing_id, erp_id, 'status',
+    b_state, e_state, NULL, NULL,
+    -- The ERP is behind when billing has moved on (paid or void) and the ERP is still open.
+    CASE WHEN b_state IN ('paid', 'void') AND e_state = 'open' THEN 'auto' ELSE 'review' END,
+    CASE
+        WHEN b_state IN ('paid', 'void') AND e_state = 'open' THEN 'Set ERP invoice ' || erp_id || ' to ' || b_state
+        ELSE 'ERP invoice ' || erp_id || ' is ' || coalesce(e_state, '?') || ' but billing says ' || b_state || ': review'
+    END
+FROM compared AS c
+WHERE b_state IS DISTINCT FROM e_state
+  AND money_code IS NULL
+  AND NOT EXISTS (SELECT 1 FROM paid_explained AS p WHERE p.invoice_ref = c.billing_id)
