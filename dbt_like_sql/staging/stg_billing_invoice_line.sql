@@ -1,25 +1,31 @@
 -- One row per invoice line, numbered from 1 in the invoice's order.
-with lines as (
+with parsed as (
     select
         r.id as invoice_id,
         coalesce(r.deleted, false) as is_deleted,
-        unnest(
-            from_json(
-                r.payload->'$.lines.data',
-                '[{"id": "VARCHAR", "amount": "VARCHAR", "currency": "VARCHAR",
-                   "description": "VARCHAR", "quantity": "VARCHAR",
-                   "period": {"start": "BIGINT", "end": "BIGINT"},
-                   "pricing": {"price_details": {"price": "VARCHAR", "product": "VARCHAR"}}}]'
-            )
-        ) as line,
-        generate_subscripts(from_json(r.payload->'$.lines.data', '["JSON"]'), 1) as line_number
+        from_json(
+            r.payload->'$.lines.data',
+            '[{"id": "VARCHAR", "amount": "VARCHAR", "currency": "VARCHAR",
+               "description": "VARCHAR", "quantity": "VARCHAR",
+               "period": {"start": "BIGINT", "end": "BIGINT"},
+               "pricing": {"price_details": {"price": "VARCHAR", "product": "VARCHAR"}}}]'
+        ) as lines
     from {{ source('raw', 'billing_invoices') }} as r
+),
+
+numbered as (
+    select
+        invoice_id,
+        is_deleted,
+        unnest(lines) as line,
+        unnest(generate_series(1, len(lines))) as line_number
+    from parsed
 )
 
 select
     l.line.id as invoice_line_id,
     l.invoice_id,
-    l.line_number,
+    cast(l.line_number as integer) as line_number,
     l.line.pricing.price_details.price as price_id,
     l.line.pricing.price_details.product as product_id,
     p.sku,
@@ -30,5 +36,5 @@ select
     unix_to_utc(l.line.period."start") as period_start,
     unix_to_utc(l.line.period."end") as period_end,
     l.is_deleted
-from lines as l
+from numbered as l
 left join {{ ref('stg_billing_product') }} as p on p.product_id = l.line.pricing.price_details.product

@@ -1,15 +1,28 @@
+with parsed as (
+    select
+        id,
+        coalesce(deleted, false) as is_deleted,
+        from_json(
+            payload,
+            '{"transaction": "VARCHAR", "linesequencenumber": "INTEGER", "item": "VARCHAR",
+              "quantity": "DOUBLE", "rate": "VARCHAR", "foreignamount": "VARCHAR",
+              "memo": "VARCHAR"}'
+        ) as p
+    from {{ source('raw', 'erp_transactionline') }}
+)
+
 select
     r.id as transaction_line_id,
-    r.payload->>'$.transaction' as transaction_id,
-    cast(r.payload->>'$.linesequencenumber' as integer) as line_number,
-    blank_null(r.payload->>'$.item') as item_id,
+    r.p.transaction as transaction_id,
+    r.p.linesequencenumber as line_number,
+    blank_null(r.p.item) as item_id,
     i.sku,
-    cast(r.payload->>'$.quantity' as double) as quantity,
-    cast(cast(r.payload->>'$.rate' as varchar) as decimal(38, 9)) as rate,
-    to_minor(r.payload->>'$.foreignamount', coalesce(t.currency_exponent, 2)) as amount_minor,
+    r.p.quantity,
+    cast(r.p.rate as decimal(38, 9)) as rate,
+    to_minor(r.p.foreignamount, coalesce(t.currency_exponent, 2)) as amount_minor,
     t.currency,
-    r.payload->>'$.memo' as memo,
-    coalesce(r.deleted, false) as is_deleted
-from {{ source('raw', 'erp_transactionline') }} as r
-left join {{ ref('stg_erp_transaction') }} as t on t.transaction_id = r.payload->>'$.transaction'
-left join {{ ref('stg_erp_item') }} as i on i.item_id = r.payload->>'$.item'
+    r.p.memo,
+    r.is_deleted
+from parsed as r
+left join {{ ref('stg_erp_transaction') }} as t on t.transaction_id = r.p.transaction
+left join {{ ref('stg_erp_item') }} as i on i.item_id = r.p.item

@@ -278,6 +278,9 @@ def run_models(
     chosen = [m for m in all_models if select is None or m.name in select]
 
     con.execute("SET TimeZone = 'UTC'")
+    # Model tables have no meaningful row order; not keeping it lets DuckDB write in parallel
+    # with less memory.
+    con.execute("SET preserve_insertion_order = false")
     register_functions(con)
     load_seeds(con, root=root)
     ensure_sources(con, chosen)
