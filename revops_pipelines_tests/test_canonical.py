@@ -232,3 +232,38 @@ def test_erp_payment_applied_to_two_invoices_gives_two_rows() -> None:
     ).fetchall()
     assert rows == [("3", "1", "in_1", 1050, "USD"), ("3", "2", "in_2", 425, "USD")]
     assert validate_table(con, "payment").passed
+
+
+def test_generated_state_builds_valid_canonical_tables(tmp_path) -> None:
+    from revops_pipelines.sandbox.generate import generate_state
+
+    generate_state(tmp_path, customers=30, months=6, seed=3, drift_rate=0.1)
+    con = duckdb.connect()
+    raw = load_state_dir(con, tmp_path)
+    counts = _canonical(con)
+    for table in CANONICAL_SCHEMAS:
+        result = validate_table(con, table)
+        assert result.passed, (table, result.sample_markdown)
+    assert counts["invoice"] == raw["billing_invoices"] + raw["erp_invoice"]
+    # within billing, lines add up to the subtotal and subtotal + tax to the total
+    unbalanced = con.execute(
+        """
+        select i.source_id
+        from canonical.invoice as i
+        left join canonical.invoice_line as l
+            on l.source_system = i.source_system and l.invoice_id = i.source_id
+        where i.source_system = 'billing'
+        group by i.source_id, i.subtotal_minor, i.tax_minor, i.total_minor
+        having coalesce(sum(l.amount_minor), 0) <> i.subtotal_minor
+            or i.subtotal_minor + i.tax_minor <> i.total_minor
+        """
+    ).fetchall()
+    assert unbalanced == []
+    revenue = con.execute(
+        "select (select sum(amount_minor) from canonical.revenue_event) = "
+        "(select sum(l.amount_minor) from canonical.invoice_line l join canonical.invoice i "
+        " on i.source_system = l.source_system and i.source_id = l.invoice_id "
+        " where l.source_system = 'billing' and i.is_finalized and i.status <> 'void' "
+        " and l.period_start is not null)"
+    ).fetchone()
+    assert revenue == (True,)
