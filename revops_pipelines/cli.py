@@ -87,6 +87,25 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(customers=args.customers, months=args.months, seed=args.seed)
 
 
+def _run_trace(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from revops_pipelines.recon.trace import TraceNotFoundError, trace
+    from revops_pipelines.settings import Settings
+
+    path = Settings.from_env().duckdb_path
+    if not path.exists():
+        print(f"no analytical store at {path}: run `revops demo` or the job first", file=sys.stderr)
+        return 2
+    with duckdb.connect(str(path), read_only=True) as con:
+        try:
+            print(trace(con, args.id))
+        except TraceNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--months", type=int, default=12)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_run_demo)
+
+    trace = commands.add_parser(
+        "trace", help="the lifecycle of one record or correlation id, with its open findings"
+    )
+    trace.add_argument("id", help="a CRM, billing or ERP id, or a correlation id")
+    trace.set_defaults(run=_run_trace)
 
     _add_sandbox(commands)
     return parser
