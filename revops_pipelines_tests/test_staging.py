@@ -150,3 +150,21 @@ def test_billing_invoice_tax_is_sum_of_total_taxes_and_lines_are_numbered() -> N
         "order by line_number"
     ).fetchall()
     assert lines == [("il_a", 1, 600), ("il_b", 2, 400)]
+
+
+def test_erp_transaction_type_falls_back_to_its_stream() -> None:
+    con = duckdb.connect()
+    load_raw(
+        con,
+        {
+            "erp_currency": [{"id": "1", "symbol": "KWD"}],
+            "erp_invoice": [{"id": "1", "currency": "1", "foreigntotal": 30.5}],
+            "erp_customerpayment": [{"id": "2", "type": "CustPymt", "foreigntotal": 1}],
+        },
+    )
+    _staging(con, "stg_erp_currency", "stg_erp_transaction")
+    rows = con.execute(
+        "select transaction_id, transaction_type, total_minor, currency "
+        "from staging.stg_erp_transaction order by 1"
+    ).fetchall()
+    assert rows == [("1", "CustInvc", 30500, "KWD"), ("2", "CustPymt", 100, None)]

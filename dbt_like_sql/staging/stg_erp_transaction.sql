@@ -1,17 +1,20 @@
 -- ERP invoices, payments and credit memos (one id space); money in the row's currency.
 -- Each payload is parsed once into a struct; numbers are read as text for exact decimals.
+-- The stream a row came from gives its type when the row itself does not carry one.
 with rows as (
-    select id, payload, deleted from {{ source('raw', 'erp_invoice') }}
+    select id, payload, deleted, 'CustInvc' as stream_type
+    from {{ source('raw', 'erp_invoice') }}
     union all
-    select id, payload, deleted from {{ source('raw', 'erp_customerpayment') }}
+    select id, payload, deleted, 'CustPymt' from {{ source('raw', 'erp_customerpayment') }}
     union all
-    select id, payload, deleted from {{ source('raw', 'erp_creditmemo') }}
+    select id, payload, deleted, 'CustCred' from {{ source('raw', 'erp_creditmemo') }}
 ),
 
 parsed as (
     select
         id,
         coalesce(deleted, false) as is_deleted,
+        stream_type,
         from_json(
             payload,
             '{"type": "VARCHAR", "tranid": "VARCHAR", "trandate": "VARCHAR", "entity": "VARCHAR",
@@ -26,7 +29,7 @@ parsed as (
 
 select
     r.id as transaction_id,
-    r.p.type as transaction_type,
+    coalesce(r.p.type, r.stream_type) as transaction_type,
     r.p.tranid,
     cast(r.p.trandate as date) as trandate,
     blank_null(r.p.entity) as entity_id,
