@@ -491,3 +491,19 @@ def test_truth_ids_exist_where_they_should(drifted: tuple[Path, dict]) -> None:
         and customer_of_invoice[invoice_of[p]] not in unposted
     }
     assert unexplained_payments == set()
+
+
+def test_drift_count_covers_every_code_from_fifty_customers() -> None:
+    from revops_pipelines.sandbox.generate_drift import drift_count
+
+    assert drift_count(customers=200, drift_rate=0.05) == len(CODES)
+    assert drift_count(customers=1000, drift_rate=0.05) == 50
+    assert drift_count(customers=40, drift_rate=0.05) == 2
+    assert drift_count(customers=500, drift_rate=0.0) == 0
+
+
+def test_rejects_impossible_options(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="drift_rate"):
+        generate_state(tmp_path, customers=10, months=2, seed=1, drift_rate=1.5)
+    with pytest.raises(ValueError, match="months"):
+        generate_state(tmp_path, customers=10, months=0, seed=1, drift_rate=0.1)
