@@ -1,10 +1,10 @@
 """The Dagster code location: everything under `defs/`, loaded by folder."""
 
-import dagster as dg
+from pathlib import Path
 
-from revops_pipelines import defs
+import dagster as dg
 
 
 @dg.definitions
 def definitions() -> dg.Definitions:
-    return dg.load_defs(defs_root=defs)
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -70,8 +70,13 @@ def run_demo(*, customers: int, months: int, seed: int) -> int:
         os.environ["REVOPS_ERP_URL"] = urls.erp
         os.environ.setdefault("REVOPS_AS_OF", _manifest_as_of(state_dir) or "")
 
+        print("running reconcile_job: extract, models, reconciliation, report")
         job = definitions().resolve_job_def("reconcile_job")
-        result = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False)
+        result = job.execute_in_process(
+            run_config={"loggers": {"progress": {}}},
+            instance=dg.DagsterInstance.get(),
+            raise_on_error=False,
+        )
 
     if not result.success:
         print("the reconciliation job failed; see the run in the Dagster UI (make dev)")

@@ -1,0 +1,120 @@
+"""The graph itself: an accidental change of assets, checks, jobs or schedules fails here."""
+
+import dagster as dg
+import pytest
+
+from revops_pipelines.definitions import definitions
+
+RAW_STREAMS = {
+    "crm": ["account", "contract", "opportunity", "opportunitylineitem", "product2"],
+    "billing": [
+        "credit_notes",
+        "customers",
+        "invoice_payments",
+        "invoices",
+        "prices",
+        "products",
+        "subscriptions",
+    ],
+    "erp": [
+        "creditmemo",
+        "currency",
+        "customer",
+        "customerpayment",
+        "invoice",
+        "item",
+        "previoustransactionlink",
+        "subsidiary",
+        "transactionline",
+    ],
+}
+CANONICAL = [
+    "contract",
+    "contract_line",
+    "credit_note",
+    "customer",
+    "customer_xref",
+    "invoice",
+    "invoice_line",
+    "lifecycle_event",
+    "payment",
+    "product",
+    "revenue_event",
+    "subscription",
+    "subscription_item",
+]
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return definitions()
+
+
+@pytest.fixture(scope="module")
+def asset_keys(defs) -> set[str]:
+    return {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+
+
+def test_every_source_stream_is_an_asset(asset_keys):
+    expected = {
+        f"raw/{system}_{stream}" for system, streams in RAW_STREAMS.items() for stream in streams
+    }
+    assert expected == {key for key in asset_keys if key.startswith("raw/")}
+
+
+def test_canonical_tables_and_outputs_are_assets(asset_keys):
+    assert {f"canonical/{name}" for name in CANONICAL} <= asset_keys
+    assert {"recon/drift_exceptions", "recon/metrics", "recon/report"} <= asset_keys
+    assert "reconciliation/findings" in asset_keys
+    assert any(key.startswith("staging/") for key in asset_keys)
+
+
+def test_every_canonical_table_has_a_blocking_pandera_check(defs):
+    graph = defs.resolve_asset_graph()
+    blocking = {
+        spec.key.asset_key.to_user_string()
+        for key in graph.asset_check_keys
+        if (spec := graph.get_check_spec(key)).blocking and key.name == "pandera"
+    }
+    assert {f"canonical/{name}" for name in CANONICAL} <= blocking
+
+
+def test_every_raw_stream_has_a_quarantine_check(defs):
+    graph = defs.resolve_asset_graph()
+    quarantined = {
+        key.asset_key.to_user_string()
+        for key in graph.asset_check_keys
+        if key.name == "quarantine_empty"
+    }
+    assert {key for key in quarantined} == {
+        f"raw/{system}_{stream}" for system, streams in RAW_STREAMS.items() for stream in streams
+    }
+
+
+def test_duckdb_writers_share_one_pool(defs):
+    graph = defs.resolve_asset_graph()
+    pools = {
+        node.key.to_user_string(): node.pools
+        for node in graph.asset_nodes
+        if node.is_materializable
+    }
+    assert pools and all(found == {"duckdb"} for found in pools.values()), pools
+
+
+def test_jobs_schedules_and_resources(defs):
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {
+        "reconcile_job",
+        "full_refresh_job",
+    }
+    schedules = {s.name: s for s in defs.schedules}
+    assert schedules["hourly_reconciliation"].cron_schedule == "0 * * * *"
+    assert schedules["nightly_reconciliation"].job_name == "full_refresh_job"
+    assert {"crm", "billing", "erp", "duckdb"} <= set(defs.resources)
+
+
+def test_reconciliation_reads_canonical_and_report_comes_last(defs):
+    graph = defs.resolve_asset_graph()
+    upstream = graph.get(dg.AssetKey(["recon", "report"])).parent_keys
+    assert dg.AssetKey(["recon", "drift_exceptions"]) in upstream or any(
+        dg.AssetKey(["recon", "drift_exceptions"]) in graph.get(key).parent_keys for key in upstream
+    )
