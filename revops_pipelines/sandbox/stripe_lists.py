@@ -72,7 +72,9 @@ class OrderedView:
         if groups is None:
             groups = {}
             for position, record in enumerate(self.records):
-                groups.setdefault(getter(record), []).append(position)
+                key = getter(record)
+                if not isinstance(key, (dict, list)):  # an expanded object matches no id
+                    groups.setdefault(key, []).append(position)
             self._groups[name] = groups
         return groups.get(value, [])
 
