@@ -3,13 +3,15 @@ with parsed as (
     select
         r.id as invoice_id,
         coalesce(r.deleted, false) as is_deleted,
+        -- the whole payload in one parse: extracting `$.lines.data` first would parse it twice
         from_json(
-            r.payload->'$.lines.data',
-            '[{"id": "VARCHAR", "amount": "VARCHAR", "currency": "VARCHAR",
-               "description": "VARCHAR", "quantity": "VARCHAR",
-               "period": {"start": "BIGINT", "end": "BIGINT"},
-               "pricing": {"price_details": {"price": "VARCHAR", "product": "VARCHAR"}}}]'
-        ) as lines
+            r.payload,
+            '{"lines": {"data": [{"id": "VARCHAR", "amount": "VARCHAR", "currency": "VARCHAR",
+                                  "description": "VARCHAR", "quantity": "VARCHAR",
+                                  "period": {"start": "BIGINT", "end": "BIGINT"},
+                                  "pricing": {"price_details": {"price": "VARCHAR",
+                                                                "product": "VARCHAR"}}}]}}'
+        ).lines.data as lines
     from {{ source('raw', 'billing_invoices') }} as r
 ),
 

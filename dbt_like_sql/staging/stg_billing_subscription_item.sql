@@ -4,14 +4,17 @@ with items as (
         r.id as subscription_id,
         coalesce(r.deleted, false) as is_deleted,
         unnest(
+            -- the whole payload in one parse: extracting `$.items.data` first would parse it twice
             from_json(
-                r.payload->'$.items.data',
-                '[{"id": "VARCHAR", "quantity": "VARCHAR", "current_period_start": "BIGINT",
-                   "current_period_end": "BIGINT",
-                   "price": {"id": "VARCHAR", "product": "VARCHAR", "currency": "VARCHAR",
-                             "unit_amount": "VARCHAR",
-                             "recurring": {"interval": "VARCHAR", "interval_count": "BIGINT"}}}]'
-            )
+                r.payload,
+                '{"items": {"data": [{"id": "VARCHAR", "quantity": "VARCHAR",
+                                      "current_period_start": "BIGINT",
+                                      "current_period_end": "BIGINT",
+                                      "price": {"id": "VARCHAR", "product": "VARCHAR",
+                                                "currency": "VARCHAR", "unit_amount": "VARCHAR",
+                                                "recurring": {"interval": "VARCHAR",
+                                                              "interval_count": "BIGINT"}}}]}}'
+            ).items.data
         ) as item
     from {{ source('raw', 'billing_subscriptions') }} as r
 ),
