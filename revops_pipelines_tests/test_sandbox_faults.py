@@ -186,7 +186,6 @@ def test_billing_rate_limit_is_429_with_retry_after(handwritten_state: Path) -> 
 
 
 def test_crm_rate_limit_answer_is_request_limit_exceeded(handwritten_state: Path) -> None:
-    pytest.importorskip("revops_pipelines.sandbox.crm")
     with (
         running_sandbox(handwritten_state, rate_limits={"crm": 2.0}) as urls,
         httpx.Client(base_url=urls.crm) as client,
@@ -199,7 +198,6 @@ def test_crm_rate_limit_answer_is_request_limit_exceeded(handwritten_state: Path
 
 
 def test_erp_rate_limit_answer_is_429(handwritten_state: Path) -> None:
-    pytest.importorskip("revops_pipelines.sandbox.erp")
     with (
         running_sandbox(handwritten_state, rate_limits={"erp": 2.0}) as urls,
         httpx.Client(base_url=urls.erp) as client,

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from revops_pipelines.sandbox.faults import FaultSpec
+from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
 from revops_pipelines.sandbox.state import Collection, Credentials, StateStore
 from revops_pipelines.sandbox.stripe_lists import (
     OrderedView,
@@ -194,16 +194,11 @@ class BillingErrors:
             429,
             "Too many requests hit the API too quickly. Retry after the delay given.",
             code="rate_limit",
-            headers={"Retry-After": _seconds(retry_after)},
+            headers={"Retry-After": retry_after_header(retry_after)},
         )
 
 
 ERRORS = BillingErrors()
-
-
-def _seconds(value: float) -> str:
-    """Retry-After in decimal seconds: the sandbox's limits refill in milliseconds."""
-    return f"{max(value, 0.001):.3f}"
 
 
 def _json(body: bytes, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from revops_pipelines.sandbox.faults import FaultSpec
+from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
 from revops_pipelines.sandbox.soql import (
     SoqlError,
     build_catalog,
@@ -66,7 +66,7 @@ class CrmErrors:
 
     def rate_limited(self, retry_after: float) -> Response:
         response = _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        response.headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
+        response.headers["Retry-After"] = retry_after_header(retry_after)
         return response
 
 

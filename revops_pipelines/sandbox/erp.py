@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from revops_pipelines.sandbox.faults import FaultSpec
+from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
 from revops_pipelines.sandbox.state import FILES, Credentials, StateStore
 from revops_pipelines.sandbox.suiteql import SuiteQLEngine, SuiteQLError
 
@@ -73,7 +73,7 @@ class ErpErrors:
             "CONCURRENCY_LIMIT_EXCEEDED",
             "Concurrent request limit exceeded. Request blocked.",
         )
-        response.headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
+        response.headers["Retry-After"] = retry_after_header(retry_after)
         return response
 
 

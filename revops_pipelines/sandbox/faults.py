@@ -7,6 +7,7 @@ bodies through `SystemErrors`, so a client sees the failure the real system woul
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import threading
@@ -29,6 +30,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class FaultSpecError(ValueError):
     """A `--faults` or `--rate-limit` value that cannot be understood."""
+
+
+def retry_after_header(seconds: float) -> str:
+    """Retry-After as HTTP defines it: whole seconds, at least one."""
+    return str(max(1, math.ceil(seconds)))
 
 
 class SystemErrors(Protocol):
