@@ -3,12 +3,11 @@
 -- paid/open/void state unless a payment or amount finding on the invoice already explains it.
 WITH bil AS (
     SELECT source_id, customer_id, upper(currency) AS currency_code, total_minor, tax_minor,
-           subtotal_minor, finalized_at, status
+           subtotal_minor, finalized_at IS NOT NULL AND coalesce(status, '') <> 'draft' AS is_final,
+           CASE status WHEN 'uncollectible' THEN 'open' ELSE status END AS state
     FROM {{ ref('invoice') }}
     WHERE source_system = 'billing'
 ),
-
-fin AS (SELECT * FROM bil WHERE finalized_at IS NOT NULL AND coalesce(status, '') <> 'draft'),
 
 erp AS (
     SELECT
@@ -18,13 +17,57 @@ erp AS (
         CASE
             WHEN status = 'open' AND coalesce(total_minor, 0) = 0 AND coalesce(amount_remaining_minor, 0) = 0 THEN 'paid'
             ELSE status
-        END AS state,
-        row_number() OVER (
-            PARTITION BY nullif(trim(billing_invoice_id), '')
-            ORDER BY TRY_CAST(source_id AS BIGINT) NULLS LAST, source_id
-        ) AS copy_no
+        END AS state
     FROM {{ ref('invoice') }}
     WHERE source_system = 'erp'
+),
+
+-- Billing invoices the ERP holds more than once.
+repeated AS (
+    SELECT nullif(trim(billing_invoice_id), '') AS billing_ref
+    FROM {{ ref('invoice') }}
+    WHERE source_system = 'erp' AND nullif(trim(billing_invoice_id), '') IS NOT NULL
+    GROUP BY ALL
+    HAVING count(*) > 1
+),
+
+tol AS (SELECT * FROM {{ ref('recon_tolerance') }}),
+
+-- Both sides in one join, keeping only rows that can give a finding: billing only, ERP only,
+-- copies of a repeated invoice, and pairs that differ in money or state.
+joined AS (
+    SELECT *
+    FROM (
+        SELECT
+            b.source_id AS billing_id, e.source_id AS erp_id, e.billing_ref, b.customer_id, b.is_final,
+            b.currency_code AS b_cur, e.currency_code AS e_cur, b.total_minor AS b_total,
+            e.total_minor AS e_total, b.tax_minor AS b_tax, e.tax_minor AS e_tax,
+            b.subtotal_minor AS b_sub, e.subtotal_minor AS e_sub, b.state AS b_state, e.state AS e_state,
+            CASE
+                WHEN b.currency_code IS DISTINCT FROM e.currency_code THEN 'invoice_currency_mismatch'
+                WHEN abs(coalesce(b.total_minor, 0) - coalesce(e.total_minor, 0)) > coalesce(t.tolerance_minor, 0)
+                THEN 'invoice_amount_mismatch'
+                WHEN abs(coalesce(b.tax_minor, 0) - coalesce(e.tax_minor, 0)) > coalesce(t.tolerance_minor, 0)
+                  OR (b.subtotal_minor IS NOT NULL AND e.subtotal_minor IS NOT NULL
+                      AND abs(b.subtotal_minor - e.subtotal_minor) > coalesce(t.tolerance_minor, 0))
+                THEN 'invoice_tax_mismatch'
+            END AS money_code
+        FROM bil AS b
+        FULL OUTER JOIN erp AS e ON e.billing_ref = b.source_id
+        LEFT JOIN tol AS t ON t.currency = b.currency_code
+    )
+    WHERE billing_id IS NULL OR erp_id IS NULL OR money_code IS NOT NULL
+       OR b_state IS DISTINCT FROM e_state OR billing_ref IN (SELECT billing_ref FROM repeated)
+),
+
+-- The first copy is the lowest internal id; the others are duplicates.
+copies AS (
+    SELECT
+        *,
+        billing_ref IS NOT NULL AND row_number() OVER (
+            PARTITION BY billing_ref ORDER BY TRY_CAST(erp_id AS BIGINT) NULLS LAST, erp_id
+        ) > 1 AS is_later_copy
+    FROM joined
 ),
 
 -- Customers reported as missing in the ERP (or not postable) cover their invoices.
@@ -40,58 +83,36 @@ paid_explained AS (
     WHERE drift_type IN ('payment_missing_in_erp', 'payment_amount_mismatch') AND invoice_ref IS NOT NULL
 ),
 
-tol AS (SELECT * FROM {{ ref('recon_tolerance') }}),
-
-pair AS (
-    SELECT
-        f.source_id AS billing_id, e.source_id AS erp_id, f.currency_code AS b_cur, e.currency_code AS e_cur,
-        f.total_minor AS b_total, e.total_minor AS e_total, f.tax_minor AS b_tax, e.tax_minor AS e_tax,
-        f.subtotal_minor AS b_sub, e.subtotal_minor AS e_sub, coalesce(t.tolerance_minor, 0) AS tol,
-        CASE f.status WHEN 'uncollectible' THEN 'open' ELSE f.status END AS b_state, e.state AS e_state
-    FROM fin AS f
-    JOIN erp AS e ON e.billing_ref = f.source_id AND e.copy_no = 1
-    LEFT JOIN tol AS t ON t.currency = f.currency_code
-),
-
 compared AS (
-    SELECT
-        *,
-        CASE
-            WHEN b_cur IS DISTINCT FROM e_cur THEN 'invoice_currency_mismatch'
-            WHEN abs(coalesce(b_total, 0) - coalesce(e_total, 0)) > tol THEN 'invoice_amount_mismatch'
-            WHEN abs(coalesce(b_tax, 0) - coalesce(e_tax, 0)) > tol
-              OR (b_sub IS NOT NULL AND e_sub IS NOT NULL AND abs(b_sub - e_sub) > tol)
-            THEN 'invoice_tax_mismatch'
-        END AS money_code
-    FROM pair
+    SELECT * FROM copies WHERE is_final AND erp_id IS NOT NULL AND NOT is_later_copy
 )
 
 SELECT
     'invoice_missing_in_erp' AS drift_type, 'invoice' AS entity,
-    NULL AS crm_id, f.source_id AS billing_id, NULL AS erp_id, NULL AS field,
-    NULL AS expected, NULL AS actual, f.total_minor AS amount_impact_minor, f.currency_code AS currency,
+    NULL AS crm_id, f.billing_id, NULL AS erp_id, NULL AS field,
+    NULL AS expected, NULL AS actual, f.b_total AS amount_impact_minor, f.b_cur AS currency,
     'auto' AS action,
-    'Upsert ERP invoice with external id ' || f.source_id || ', then its payments' AS suggested_action
-FROM fin AS f
-WHERE NOT EXISTS (SELECT 1 FROM erp AS e WHERE e.billing_ref = f.source_id)
+    'Upsert ERP invoice with external id ' || f.billing_id || ', then its payments' AS suggested_action
+FROM copies AS f
+WHERE f.erp_id IS NULL AND f.is_final
   AND NOT EXISTS (SELECT 1 FROM covered_customer AS c WHERE c.billing_id = f.customer_id)
 
 UNION ALL
 SELECT
-    'invoice_orphan_in_erp', 'invoice', NULL, NULL, e.source_id, NULL,
-    NULL, e.billing_ref, e.total_minor, e.currency_code,
-    'review', 'ERP invoice ' || e.source_id || ' names no billing invoice: find its source or credit it'
-FROM erp AS e
-WHERE e.billing_ref IS NULL OR NOT EXISTS (SELECT 1 FROM bil AS b WHERE b.source_id = e.billing_ref)
+    'invoice_orphan_in_erp', 'invoice', NULL, NULL, e.erp_id, NULL,
+    NULL, e.billing_ref, e.e_total, e.e_cur,
+    'review', 'ERP invoice ' || e.erp_id || ' names no billing invoice: find its source or credit it'
+FROM copies AS e
+WHERE e.billing_id IS NULL
 
 UNION ALL
 SELECT
-    'invoice_duplicate_in_erp', 'invoice', NULL, e.billing_ref, e.source_id, NULL,
-    NULL, NULL, e.total_minor, e.currency_code,
-    'review', 'ERP invoice ' || e.source_id || ' repeats billing invoice ' || e.billing_ref
+    'invoice_duplicate_in_erp', 'invoice', NULL, e.billing_ref, e.erp_id, NULL,
+    NULL, NULL, e.e_total, e.e_cur,
+    'review', 'ERP invoice ' || e.erp_id || ' repeats billing invoice ' || e.billing_ref
         || ': credit the later copy (never delete a posted invoice)'
-FROM erp AS e
-WHERE e.copy_no > 1 AND EXISTS (SELECT 1 FROM bil AS b WHERE b.source_id = e.billing_ref)
+FROM copies AS e
+WHERE e.is_later_copy AND e.billing_id IS NOT NULL
 
 UNION ALL
 SELECT
