@@ -28,7 +28,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 dev: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$$PWD/data/dagster_home} $(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/revops dev
 
 clean:
 	rm -rf $(VENV) data

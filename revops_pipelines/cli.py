@@ -106,6 +106,12 @@ def _run_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dev(args: argparse.Namespace) -> int:
+    from revops_pipelines.demo import run_dev
+
+    return run_dev(port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--months", type=int, default=12)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_run_demo)
+
+    dev = commands.add_parser(
+        "dev", help="the Dagster UI on the workspace, over the sandbox unless real URLs are set"
+    )
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(run=_run_dev)
 
     trace = commands.add_parser(
         "trace", help="the lifecycle of one record or correlation id, with its open findings"

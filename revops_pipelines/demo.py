@@ -1,13 +1,18 @@
-"""`revops demo`: the whole job on the embedded default, with nothing to set up.
+"""`revops demo` and `revops dev`: the project on the embedded default, nothing to set up.
 
-Generates a scenario (once; later runs reuse it, so exceptions age across runs),
-serves it with the sandbox servers, runs the reconciliation job in a local Dagster
-instance, and writes the report.
+A scenario is generated once into the sandbox state folder; later runs reuse it, so
+exceptions age across runs. The sandbox servers play the three systems unless real
+URLs are configured (`revops dev` only: the demo always uses the sandbox).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from revops_pipelines.settings import Settings
@@ -35,6 +40,16 @@ def ensure_local_dagster_home(data_dir: Path) -> Path:
     return home
 
 
+def ensure_scenario(state_dir: Path, *, customers: int, months: int, seed: int) -> None:
+    from revops_pipelines.sandbox.generate import generate_state
+
+    if (state_dir / "manifest.json").exists():
+        print(f"reusing the scenario in {state_dir} (delete it for a new one)")
+        return
+    print(f"generating a scenario: {customers} customers, {months} months, seed {seed}")
+    generate_state(state_dir, customers=customers, months=months, seed=seed, drift_rate=0.05)
+
+
 def count_served_records(state_dir: Path) -> dict[str, int]:
     from revops_pipelines.sandbox.state import FILES, StateStore
 
@@ -45,52 +60,50 @@ def count_served_records(state_dir: Path) -> dict[str, int]:
     }
 
 
-def run_demo(*, customers: int, months: int, seed: int) -> int:
-    import dagster as dg
-
-    from revops_pipelines.definitions import definitions
-    from revops_pipelines.sandbox.generate import generate_state
+@contextmanager
+def sandbox_systems(state_dir: Path) -> Iterator[None]:
+    """Serve the state directory and point this process's settings at it."""
     from revops_pipelines.sandbox.serve import running_sandbox
 
-    settings = Settings.from_env()
-    state_dir = settings.sandbox_state_dir
-    if not (state_dir / "manifest.json").exists():
-        print(f"generating a scenario: {customers} customers, {months} months, seed {seed}")
-        generate_state(state_dir, customers=customers, months=months, seed=seed, drift_rate=0.05)
-    else:
-        print(f"reusing the scenario in {state_dir} (delete it for a new one)")
-
-    ensure_local_dagster_home(settings.data_dir)
     with running_sandbox(state_dir) as urls:
         served = count_served_records(state_dir)
-        for system, url in (("crm", urls.crm), ("billing", urls.billing), ("erp", urls.erp)):
+        for system in ("crm", "billing", "erp"):
+            url = urls.for_system(system)
             print(f"{system}={url}  ({served[system]} records)")
-        os.environ["REVOPS_CRM_URL"] = urls.crm
-        os.environ["REVOPS_BILLING_URL"] = urls.billing
-        os.environ["REVOPS_ERP_URL"] = urls.erp
-        os.environ.setdefault("REVOPS_AS_OF", _manifest_as_of(state_dir) or "")
+            os.environ[f"REVOPS_{system.upper()}_URL"] = url
+        manifest = state_dir / "manifest.json"
+        if manifest.exists() and "REVOPS_AS_OF" not in os.environ:
+            os.environ["REVOPS_AS_OF"] = json.loads(manifest.read_text()).get("as_of") or ""
+        yield
 
+
+def run_demo(*, customers: int, months: int, seed: int) -> int:
+    from revops_pipelines.defs.progress import run_with_progress
+
+    settings = Settings.from_env()
+    ensure_scenario(settings.sandbox_state_dir, customers=customers, months=months, seed=seed)
+    ensure_local_dagster_home(settings.data_dir)
+    with sandbox_systems(settings.sandbox_state_dir):
         print("running reconcile_job: extract, models, reconciliation, report")
-        job = definitions().resolve_job_def("reconcile_job")
-        result = job.execute_in_process(
-            run_config={"loggers": {"progress": {}}},
-            instance=dg.DagsterInstance.get(),
-            raise_on_error=False,
-        )
-
-    if not result.success:
-        print("the reconciliation job failed; see the run in the Dagster UI (make dev)")
+        succeeded = run_with_progress("reconcile_job")
+    if not succeeded:
+        print("the reconciliation job failed; open the run in the Dagster UI (make dev)")
         return 1
-    report = settings.output_dir / "report.html"
-    print(f"report: {report.resolve()}")
+    print(f"report: {(settings.output_dir / 'report.html').resolve()}")
     print(f"exceptions: {(settings.output_dir / 'drift_exceptions.csv').resolve()}")
     return 0
 
 
-def _manifest_as_of(state_dir: Path) -> str | None:
-    import json
-
-    manifest = state_dir / "manifest.json"
-    if not manifest.exists():
-        return None
-    return json.loads(manifest.read_text()).get("as_of")
+def run_dev(*, port: int) -> int:
+    """`dagster dev` on the workspace, with the sandbox serving unless real URLs are set."""
+    settings = Settings.from_env()
+    ensure_local_dagster_home(settings.data_dir)
+    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
+    if settings.crm_url and settings.billing_url and settings.erp_url:
+        return subprocess.call(command)
+    ensure_scenario(settings.sandbox_state_dir, customers=200, months=12, seed=7)
+    with sandbox_systems(settings.sandbox_state_dir):
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0

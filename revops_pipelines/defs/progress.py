@@ -35,3 +35,16 @@ def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
 
 
 defs = dg.Definitions(loggers={"progress": progress_logger, "console": dg.colored_console_logger})
+
+
+def run_with_progress(job_name: str) -> bool:
+    """Run a job in this process on the instance `$DAGSTER_HOME` names, printing its steps."""
+    from revops_pipelines.definitions import definitions
+
+    job = definitions().resolve_job_def(job_name)
+    result = job.execute_in_process(
+        run_config={"loggers": {"progress": {}}},
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+    )
+    return result.success
