@@ -166,3 +166,25 @@ def test_upstream_closure(tmp_path: Path) -> None:
 def test_project_models_load_and_order() -> None:
     models = order_models(load_models(MODELS_ROOT))
     assert {m.schema for m in models} <= {"staging", "canonical", "reconciliation", "validation"}
+
+
+def test_staging_models_are_views_and_a_header_overrides(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path,
+        {
+            "staging/stg.sql": "select 1 as x",
+            "canonical/top.sql": "-- materialized: view\nselect x from {{ ref('stg') }}",
+            "canonical/kept.sql": "select x from {{ ref('stg') }}",
+        },
+    )
+    models = {m.name: m for m in load_models(root)}
+    assert (models["stg"].materialized, models["top"].materialized) == ("view", "view")
+    assert models["kept"].materialized == "table"
+    con = duckdb.connect()
+    assert run_models(con, load_models(root)) == {"stg": 1, "kept": 1, "top": 1}
+    views = {name for (name,) in con.execute("select view_name from duckdb_views()").fetchall()}
+    assert {"stg", "top"} <= views
+    # a model that turns from view into table replaces the view
+    (tmp_path / "canonical" / "top.sql").write_text("select 2 as x")
+    run_models(con, load_models(root))
+    assert con.execute("select x from canonical.top").fetchone() == (2,)
