@@ -1,6 +1,7 @@
 -- Monthly recognized revenue: each billing invoice line's amount spread over its service
 -- period by days. Every month but the last takes its share rounded toward zero; the last month
 -- takes the remainder, so the months of a line always sum to the line amount exactly.
+-- The shares are computed as one list per line, so the remainder needs no window over months.
 with lines as (
     select
         l.source_system,
@@ -23,29 +24,30 @@ with lines as (
 
 months as (
     select
-        lines.*,
-        cast(
-            unnest(
-                generate_series(
-                    date_trunc('month', start_day), date_trunc('month', end_day - 1), interval 1 month
-                )
-            ) as date
-        ) as month
+        *,
+        list_transform(
+            generate_series(
+                date_trunc('month', start_day), date_trunc('month', end_day - 1), interval 1 month
+            ),
+            lambda m: cast(m as date)
+        ) as months
     from lines
 ),
 
 shares as (
     select
         *,
-        cast(
-            (
-                cast(amount_minor as hugeint)
-                * (least(end_day, cast(month + interval 1 month as date)) - greatest(start_day, month))
-            ) // (end_day - start_day)
-            as bigint
-        ) as share,
-        row_number() over (partition by source_system, invoice_line_id order by month desc) = 1
-            as is_last
+        -- every month's share but the last one's
+        list_transform(
+            months[1:-2],
+            lambda m: cast(
+                (
+                    cast(amount_minor as hugeint)
+                    * (least(end_day, cast(m + interval 1 month as date)) - greatest(start_day, m))
+                ) // (end_day - start_day)
+                as bigint
+            )
+        ) as earlier_shares
     from months
 )
 
@@ -53,15 +55,12 @@ select
     source_system,
     invoice_id,
     invoice_line_id,
-    month,
-    cast(
-        case
-            when is_last
-                then amount_minor
-                - (sum(share) over (partition by source_system, invoice_line_id) - share)
-            else share
-        end
-        as bigint
+    unnest(months) as month,
+    unnest(
+        list_append(
+            earlier_shares,
+            cast(amount_minor - coalesce(list_sum(earlier_shares), 0) as bigint)
+        )
     ) as amount_minor,
     currency
 from shares
