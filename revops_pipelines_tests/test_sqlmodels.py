@@ -188,3 +188,20 @@ def test_staging_models_are_views_and_a_header_overrides(tmp_path: Path) -> None
     (tmp_path / "canonical" / "top.sql").write_text("select 2 as x")
     run_models(con, load_models(root))
     assert con.execute("select x from canonical.top").fetchone() == (2,)
+
+
+def test_views_still_answer_after_the_run_drops_its_cached_tables(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path / "models",
+        {
+            "staging/stg.sql": "select 1 as x",
+            "staging/stg_twice.sql": "select x + 1 as x from {{ ref('stg') }}",
+            "canonical/a.sql": "select x from {{ ref('stg_twice') }}",
+            "canonical/b.sql": "select x from {{ ref('stg_twice') }} union all select x from {{ ref('stg') }}",
+        },
+    )
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as con:
+        assert run_models(con, load_models(root)) == {"stg": 1, "stg_twice": 1, "a": 1, "b": 2}
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as con:
+        assert con.execute("select x from staging.stg_twice").fetchall() == [(2,)]
+        assert sorted(con.execute("select x from canonical.b").fetchall()) == [(1,), (2,)]

@@ -314,7 +314,10 @@ def run_models(
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     cached = _views_read_twice(chosen)
+    # What later models of this run read for a view: its cached temporary table, or its SQL as a
+    # subquery, so that it reads the cached tables too.
     relations: dict[str, str] = {}
+    temp_tables: list[str] = []
     counts: dict[str, int] = {}
     compression = con.execute("SELECT current_setting('force_compression')").fetchall()[0][0]
     # DuckDB's automatic string compression (dictionary + FSST) cost more CPU than building
@@ -323,14 +326,21 @@ def run_models(
     try:
         for model in chosen:
             sql = model.render(by_name, vars=vars, relations=relations)
-            _build(con, model, sql)
-            if model.name in cached:
-                relations[model.name] = _cache_view(con, model)
+            if model.materialized == "view":
+                # The stored view names stored relations only: temporary tables end with the run.
+                _build(con, model, model.render(by_name, vars=vars))
+                if model.name in cached:
+                    relations[model.name] = _cache_view(con, model, sql)
+                    temp_tables.append(relations[model.name])
+                else:
+                    relations[model.name] = f"(\n{sql}\n)"
+            else:
+                _build(con, model, sql)
             counts[model.name] = _count(con, relations.get(model.name, model.relation))
     finally:
         con.execute(f"SET force_compression = {sql_literal(compression)}")
-        for relation in relations.values():
-            con.execute(f"DROP TABLE IF EXISTS {relation}")
+        for table in temp_tables:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     return counts
 
 
@@ -368,11 +378,14 @@ def _views_read_twice(chosen: list[SqlModel]) -> set[str]:
     return {m.name for m in chosen if m.materialized == "view" and readers.get(m.name, 0) > 1}
 
 
-def _cache_view(con: duckdb.DuckDBPyConnection, model: SqlModel) -> str:
+def _cache_view(con: duckdb.DuckDBPyConnection, model: SqlModel, sql: str) -> str:
     # A temporary table lives in memory (spilling past memory_limit) and is not compressed into
     # the file; it is dropped when the run ends.
     table = f"{model.schema}__{model.name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {model.relation}")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS\n{sql}")
+    except duckdb.Error as error:
+        raise ModelRunError(model.name, model.path, error) from error
     return f"temp.main.{table}"
 
 
