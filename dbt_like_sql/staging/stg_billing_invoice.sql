@@ -1,4 +1,5 @@
 -- Billing invoices; tax is the sum of total_taxes[].amount (the API has no tax field).
+-- `lines` is the parsed lines object, unnested by stg_billing_invoice_line: one parse per payload.
 with parsed as (
     select
         r.id,
@@ -12,7 +13,12 @@ with parsed as (
               "total_taxes": [{"amount": "VARCHAR"}], "subscription": "VARCHAR",
               "parent": {"subscription_details": {"subscription": "VARCHAR"}},
               "status_transitions": {"finalized_at": "BIGINT", "paid_at": "BIGINT",
-                                     "voided_at": "BIGINT"}}'
+                                     "voided_at": "BIGINT"},
+              "lines": {"data": [{"id": "VARCHAR", "amount": "VARCHAR", "currency": "VARCHAR",
+                                  "description": "VARCHAR", "quantity": "VARCHAR",
+                                  "period": {"start": "BIGINT", "end": "BIGINT"},
+                                  "pricing": {"price_details": {"price": "VARCHAR",
+                                                                "product": "VARCHAR"}}}]}}'
         ) as p
     from {{ source('raw', 'billing_invoices') }} as r
 )
@@ -40,5 +46,6 @@ select
     unix_to_utc(p.status_transitions.paid_at) as paid_at,
     unix_to_utc(p.status_transitions.voided_at) as voided_at,
     p.status_transitions.finalized_at is not null as is_finalized,
-    is_deleted
+    is_deleted,
+    p.lines
 from parsed

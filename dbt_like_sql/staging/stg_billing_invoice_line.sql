@@ -1,27 +1,11 @@
 -- One row per invoice line, numbered from 1 in the invoice's order.
-with parsed as (
-    select
-        r.id as invoice_id,
-        coalesce(r.deleted, false) as is_deleted,
-        -- the whole payload in one parse: extracting `$.lines.data` first would parse it twice
-        from_json(
-            r.payload,
-            '{"lines": {"data": [{"id": "VARCHAR", "amount": "VARCHAR", "currency": "VARCHAR",
-                                  "description": "VARCHAR", "quantity": "VARCHAR",
-                                  "period": {"start": "BIGINT", "end": "BIGINT"},
-                                  "pricing": {"price_details": {"price": "VARCHAR",
-                                                                "product": "VARCHAR"}}}]}}'
-        ).lines.data as lines
-    from {{ source('raw', 'billing_invoices') }} as r
-),
-
-numbered as (
+with numbered as (
     select
         invoice_id,
         is_deleted,
-        unnest(lines) as line,
-        unnest(generate_series(1, len(lines))) as line_number
-    from parsed
+        unnest(lines.data) as line,
+        unnest(generate_series(1, len(lines.data))) as line_number
+    from {{ ref('stg_billing_invoice') }}
 )
 
 select
