@@ -7,8 +7,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from revops_pipelines.defs.models import build_model_assets
+from revops_pipelines.defs import models as model_defs
+from revops_pipelines.defs.models import build_model_assets, model_layers
 from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.sqlmodels import load_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
 from revops_pipelines_tests.rawdata import insert_records, load_state_dir, read_jsonl
 
@@ -27,13 +29,18 @@ INVOICE_PATH = {
 }
 
 
-def _assets() -> list[dg.AssetsDefinition]:
-    return [a for a in build_model_assets() if a.key.path[-1] in INVOICE_PATH]
+def _canonical_models() -> dg.AssetsDefinition:
+    (step,) = [a for a in build_model_assets() if a.node_def.name == "canonical_models"]
+    return step
 
 
-def _run(db: Path) -> dg.ExecuteInProcessResult:
+def _run(db: Path, selection: object = None) -> dg.ExecuteInProcessResult:
+    step = _canonical_models()
+    if selection is None:
+        selection = [key for key in step.keys if key.path[-1] in INVOICE_PATH]
     return dg.materialize(
-        _assets(),
+        [step],
+        selection=selection,
         resources={"duckdb": DuckDBResource(path=str(db))},
         raise_on_error=False,
     )
@@ -55,24 +62,56 @@ def raw_db(tmp_path: Path) -> Path:
     return db
 
 
+def _specs() -> dict[str, dg.AssetSpec]:
+    return {
+        key.to_user_string(): spec
+        for step in build_model_assets()
+        for key, spec in step.specs_by_key.items()
+    }
+
+
 def test_asset_keys_groups_and_deps() -> None:
-    assets = {a.key.to_user_string(): a for a in build_model_assets()}
-    invoice = assets["canonical/invoice"]
-    assert invoice.group_names_by_key[invoice.key] == "canonical"
-    deps = {k.to_user_string() for k in invoice.asset_deps[invoice.key]}
+    specs = _specs()
+    invoice = specs["canonical/invoice"]
+    assert invoice.group_name == "canonical"
+    assert invoice.kinds == {"duckdb", "sql"}
+    deps = {dep.asset_key.to_user_string() for dep in invoice.deps}
     assert {"staging/stg_billing_invoice", "staging/stg_erp_transaction"} <= deps
-    stg = assets["staging/stg_billing_invoice"]
-    assert {k.to_user_string() for k in stg.asset_deps[stg.key]} == {"raw/billing_invoices"}
-    checks = {c.name: c for c in invoice.check_specs}
+    stg = specs["staging/stg_billing_invoice"]
+    assert {dep.asset_key.to_user_string() for dep in stg.deps} == {"raw/billing_invoices"}
+    step = _canonical_models()
+    checks = {
+        c.name: c for c in step.check_specs if c.asset_key == dg.AssetKey(["canonical", "invoice"])
+    }
     assert checks["pandera"].blocking
-    assert "seeds" not in {a.key.path[0] for a in assets.values()}
+    assert "seeds" not in {key.split("/")[0] for key in specs}
+
+
+def test_two_subsettable_steps_share_the_duckdb_pool() -> None:
+    steps = {a.node_def.name: a for a in build_model_assets()}
+    assert set(steps) == {"canonical_models", "reconciliation_models"}
+    assert all(step.can_subset and step.node_def.pools == {"duckdb"} for step in steps.values())
+    assert {k.path[0] for k in steps["reconciliation_models"].keys} == {"reconciliation"}
+
+
+def test_a_table_with_a_check_is_built_before_its_readers() -> None:
+    models = load_models()
+    layers = [{m.name for m in layer} for layer in model_layers(models, models)]
+    first = next(i for i, names in enumerate(layers) if "invoice" in names)
+    later = set().union(*layers[first + 1 :])
+    assert {"revenue_event", "lifecycle_event", "validation_issue"} <= later
+    assert "stg_billing_invoice" in layers[0]
 
 
 def test_clean_run_materializes_with_row_counts(raw_db: Path) -> None:
     result = _run(raw_db)
     assert result.success
     assert "canonical/revenue_event" in _materialized(result)
-    invoice = result.asset_materializations_for_node("canonical__invoice")[0]
+    (invoice,) = [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["canonical", "invoice"])
+    ]
     assert invoice.metadata["dagster/row_count"].value == 13
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
@@ -94,3 +133,47 @@ def test_failed_pandera_check_blocks_downstream(raw_db: Path) -> None:
     done = _materialized(result)
     assert "canonical/invoice" in done
     assert "canonical/revenue_event" not in done
+    with duckdb.connect(str(raw_db)) as con:
+        built = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "revenue_event" not in built
+
+
+def test_whole_step_runs_the_models_once_per_layer(
+    raw_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    selects: list[set[str]] = []
+    run_models = model_defs.run_models
+
+    def counting(con, models, *, select, vars):
+        selects.append(set(select))
+        return run_models(con, models, select=select, vars=vars)
+
+    monkeypatch.setattr(model_defs, "run_models", counting)
+    step = _canonical_models()
+    result = _run(raw_db, selection=list(step.keys))
+    assert result.success
+    assert len(selects) == 2
+    assert "stg_billing_invoice" in selects[0] and "invoice" in selects[0]
+    assert {"revenue_event", "lifecycle_event", "validation_issue"} <= selects[1]
+    assert len(_materialized(result)) == len(step.keys) == sum(map(len, selects))
+
+
+def test_a_subset_builds_only_what_was_selected(raw_db: Path) -> None:
+    selection = dg.AssetSelection.assets(dg.AssetKey(["canonical", "customer"])).upstream()
+    result = _run(raw_db, selection=selection)
+    assert result.success
+    assert _materialized(result) == {
+        "canonical/customer",
+        "staging/stg_billing_customer",
+        "staging/stg_crm_account",
+        "staging/stg_erp_currency",
+        "staging/stg_erp_customer",
+        "staging/stg_erp_subsidiary",
+    }
+    checks = result.get_asset_check_evaluations()
+    assert [(c.asset_key.to_user_string(), c.check_name) for c in checks] == [
+        ("canonical/customer", "pandera")
+    ]
+    with duckdb.connect(str(raw_db)) as con:
+        built = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "customer" in built and "invoice" not in built

@@ -1,20 +1,36 @@
-"""One asset per SQL model (staging, canonical, reconciliation), with pandera checks.
+"""The SQL models (staging, canonical, reconciliation) as assets, with pandera checks.
+
+Every model is its own asset, but one step builds many of them with few `run_models` calls:
+staging models are views, and the loader computes a view that several models read only once
+per call, so a step per model would parse the raw payloads again for every canonical table.
 
 Canonical tables carry a blocking pandera check, so nothing downstream reads a table that
-failed it; the master-data validation rules are non-blocking checks on `validation_issue`.
+failed it; inside a step this is kept by building in layers (`model_layers`). The
+master-data validation rules are non-blocking checks on `validation_issue`.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 
 from revops_pipelines.schemas import CANONICAL_SCHEMAS, markdown_table, validate_table
 from revops_pipelines.settings import Settings
-from revops_pipelines.sqlmodels import MODELS_ROOT, SqlModel, load_models, run_models
+from revops_pipelines.sqlmodels import (
+    MODELS_ROOT,
+    SqlModel,
+    load_models,
+    order_models,
+    run_models,
+)
 from revops_pipelines.validation import VALIDATION_RULES, issue_counts, issues_for
 
 PREVIEW_ROWS = 5
 VALIDATION_MODEL = "validation_issue"
+STEPS = {
+    "canonical_models": ("staging", "canonical"),
+    "reconciliation_models": ("reconciliation",),
+}
 
 
 def model_key(model: SqlModel) -> dg.AssetKey:
@@ -37,9 +53,48 @@ def model_vars(settings: Settings) -> dict[str, object]:
     return vars_from_settings(settings)
 
 
-def _check_specs(model: SqlModel, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+def has_pandera_check(model: SqlModel) -> bool:
+    return model.schema == "canonical" and model.name in CANONICAL_SCHEMAS
+
+
+def model_layers(selected: list[SqlModel], models: list[SqlModel]) -> list[list[SqlModel]]:
+    """`selected` in batches built one after the other, each in ref order: a model that reads
+    a table with a pandera check comes in a later batch, after that check has run."""
+    by_name = {m.name: m for m in models}
+    names = {m.name for m in selected}
+    layer: dict[str, int] = {}
+    for model in order_models(models):
+        if model.name in names:
+            layer[model.name] = max(
+                (layer[r] + has_pandera_check(by_name[r]) for r in model.refs if r in layer),
+                default=0,
+            )
+    layers: list[list[SqlModel]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
+    for model in order_models(models):
+        if model.name in layer:
+            layers[layer[model.name]].append(model)
+    return layers
+
+
+def _spec(model: SqlModel, by_name: dict[str, SqlModel]) -> dg.AssetSpec:
+    deps = [model_key(by_name[ref]) for ref in sorted(model.refs) if ref in by_name]
+    deps += [dg.AssetKey([schema, table]) for schema, table in sorted(model.sources)]
+    return dg.AssetSpec(
+        model_key(model),
+        deps=deps,
+        group_name=model.schema,
+        kinds={"duckdb", "sql"},
+        description=model_description(model),
+        metadata={"sql_file": f"dbt_like_sql/{model.schema}/{model.path.name}"},
+        # Not built when a table it reads failed its pandera check.
+        skippable=True,
+    )
+
+
+def _check_specs(model: SqlModel) -> list[dg.AssetCheckSpec]:
+    key = model_key(model)
     specs = []
-    if model.schema == "canonical" and model.name in CANONICAL_SCHEMAS:
+    if has_pandera_check(model):
         specs.append(
             dg.AssetCheckSpec(
                 "pandera",
@@ -56,12 +111,16 @@ def _check_specs(model: SqlModel, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _check_results(model: SqlModel, con: object) -> list[dg.AssetCheckResult]:
+def _check_results(
+    model: SqlModel, con: object, selected: set[dg.AssetCheckKey]
+) -> list[dg.AssetCheckResult]:
+    key = model_key(model)
     results = []
-    if model.schema == "canonical" and model.name in CANONICAL_SCHEMAS:
+    if dg.AssetCheckKey(key, "pandera") in selected:
         outcome = validate_table(con, model.name)
         results.append(
             dg.AssetCheckResult(
+                asset_key=key,
                 check_name="pandera",
                 passed=outcome.passed,
                 metadata={
@@ -72,9 +131,12 @@ def _check_results(model: SqlModel, con: object) -> list[dg.AssetCheckResult]:
         )
     if model.name == VALIDATION_MODEL:
         for rule, count in issue_counts(con).items():
+            if dg.AssetCheckKey(key, rule) not in selected:
+                continue
             sample = markdown_table(issues_for(con, rule)) if count else "no issues"
             results.append(
                 dg.AssetCheckResult(
+                    asset_key=key,
                     check_name=rule,
                     passed=count == 0,
                     severity=dg.AssetCheckSeverity.WARN,
@@ -84,45 +146,69 @@ def _check_results(model: SqlModel, con: object) -> list[dg.AssetCheckResult]:
     return results
 
 
-def build_model_asset(model: SqlModel, models: list[SqlModel]) -> dg.AssetsDefinition:
-    by_name = {m.name: m for m in models}
-    key = model_key(model)
-    deps = [model_key(by_name[ref]) for ref in sorted(model.refs) if ref in by_name]
-    deps += [dg.AssetKey([schema, table]) for schema, table in sorted(model.sources)]
-
-    @dg.asset(
-        key=key,
-        deps=deps,
-        group_name=model.schema,
-        pool="duckdb",
-        kinds={"duckdb", "sql"},
-        description=model_description(model),
-        check_specs=_check_specs(model, key),
-        required_resource_keys={"duckdb"},
-        metadata={"sql_file": f"dbt_like_sql/{model.schema}/{model.path.name}"},
+def _materialized(
+    model: SqlModel, con: object, rows: int, checks: list[dg.AssetCheckResult]
+) -> dg.MaterializeResult:
+    preview = con.execute(f"SELECT * FROM {model.relation} LIMIT {PREVIEW_ROWS}").df()
+    return dg.MaterializeResult(
+        asset_key=model_key(model),
+        metadata={
+            "dagster/row_count": rows,
+            "preview": dg.MetadataValue.md(markdown_table(preview) or "(no rows)"),
+        },
+        check_results=checks,
     )
-    def _model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        with context.resources.duckdb.connect() as con:
-            counts = run_models(
-                con, models, select={model.name}, vars=model_vars(Settings.from_env())
-            )
-            preview = con.execute(f"SELECT * FROM {model.relation} LIMIT {PREVIEW_ROWS}").df()
-            checks = _check_results(model, con)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": counts[model.name],
-                "preview": dg.MetadataValue.md(markdown_table(preview) or "(no rows)"),
-            },
-            check_results=checks,
-        )
 
-    return _model
+
+def build_models_asset(
+    name: str, step_models: list[SqlModel], models: list[SqlModel]
+) -> dg.AssetsDefinition:
+    """One subsettable step for `step_models`; `models` is the whole project (refs)."""
+    by_name = {m.name: m for m in models}
+
+    @dg.multi_asset(
+        name=name,
+        specs=[_spec(m, by_name) for m in step_models],
+        check_specs=[spec for m in step_models for spec in _check_specs(m)],
+        can_subset=True,
+        pool="duckdb",
+        required_resource_keys={"duckdb"},
+    )
+    def _models(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        selected = [m for m in step_models if model_key(m) in context.selected_asset_keys]
+        checks = set(context.selected_asset_check_keys)
+        vars = model_vars(Settings.from_env())
+        blocked: set[str] = set()
+        with context.resources.duckdb.connect() as con:
+            for layer in model_layers(selected, models):
+                ready = []
+                for model in layer:
+                    if model.refs & blocked:
+                        blocked.add(model.name)
+                    else:
+                        ready.append(model)
+                if not ready:
+                    continue
+                counts = run_models(con, models, select={m.name for m in ready}, vars=vars)
+                for model in ready:
+                    results = _check_results(model, con, checks)
+                    if any(not r.passed and r.check_name == "pandera" for r in results):
+                        blocked.add(model.name)
+                    yield _materialized(model, con, counts[model.name], results)
+        skipped = sorted(m.name for m in selected if m.name in blocked and m.refs & blocked)
+        if skipped:
+            context.log.warning(f"not built, they read a table that failed its check: {skipped}")
+
+    return _models
 
 
 def build_model_assets(root: Path = MODELS_ROOT) -> list[dg.AssetsDefinition]:
-    """An asset for every model under `root` except seeds."""
+    """The two model steps over every model under `root` except seeds."""
     models = load_models(root)
-    return [build_model_asset(model, models) for model in models]
+    return [
+        build_models_asset(name, [m for m in models if m.schema in schemas], models)
+        for name, schemas in STEPS.items()
+    ]
 
 
 model_assets = build_model_assets()
