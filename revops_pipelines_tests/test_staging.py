@@ -6,7 +6,12 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revops_pipelines.sqlmodels import load_models, run_models
+from revops_pipelines.sqlmodels import (
+    load_models,
+    normalize_text_value,
+    register_functions,
+    run_models,
+)
 from revops_pipelines_tests.rawdata import create_raw_tables, load_raw
 
 CURRENCY_BY_EXPONENT = {0: "JPY", 2: "USD", 3: "KWD"}
@@ -51,6 +56,23 @@ def test_major_unit_json_numbers_become_the_same_minor_units(cases: list[tuple[i
         ).fetchall()
     )
     assert got == expected
+
+
+# ASCII text, control characters and all, takes the pure-SQL path; the rest goes through Python.
+_ASCII = st.text(st.characters(max_codepoint=0x7F, exclude_characters="\x00"), max_size=30)
+_ANY = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ASCII, _ANY, st.none()), min_size=1, max_size=20))
+def test_normalize_text_in_sql_is_nfkc_casefold_and_collapsed_whitespace(
+    texts: list[str | None],
+) -> None:
+    con = duckdb.connect()
+    register_functions(con)
+    sql = "select list_transform(?, lambda t: normalize_text(t))"
+    got = con.execute(sql, [texts]).fetchall()[0][0]
+    assert got == [normalize_text_value(t) for t in texts]
 
 
 def test_known_amounts_and_timestamps() -> None:

@@ -34,6 +34,14 @@ _MACROS = {
         "WHEN 'TRUE' THEN TRUE WHEN 'F' THEN FALSE WHEN 'FALSE' THEN FALSE END",
     ),
     "blank_null": ("(value)", "NULLIF(trim(CAST(value AS VARCHAR)), '')"),
+    # For ASCII text (as many bytes as characters) NFKC changes nothing and case folding is
+    # lower(); the whitespace Python's str.split() knows in ASCII is \t-\r, \x1c-\x1f and space.
+    # Only the other strings go through Python, which is far slower.
+    "normalize_text": (
+        "(value)",
+        "CASE WHEN strlen(value) <> length(value) THEN normalize_text_unicode(value) "
+        "ELSE trim(regexp_replace(lower(value), '[\\x09-\\x0d\\x1c-\\x20]+', ' ', 'g')) END",
+    ),
 }
 
 
@@ -51,9 +59,9 @@ def _normalize_text_arrow(values: pa.Array) -> pa.Array:
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Registers `normalize_text(VARCHAR)` and the helper macros; safe to call again."""
     with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
-        con.remove_function("normalize_text")
+        con.remove_function("normalize_text_unicode")
     con.create_function(
-        "normalize_text",
+        "normalize_text_unicode",
         _normalize_text_arrow,
         [duckdb.sqltype("VARCHAR")],
         duckdb.sqltype("VARCHAR"),
