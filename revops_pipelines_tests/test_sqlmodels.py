@@ -197,7 +197,9 @@ def test_views_still_answer_after_the_run_drops_its_cached_tables(tmp_path: Path
             "staging/stg.sql": "select 1 as x",
             "staging/stg_twice.sql": "select x + 1 as x from {{ ref('stg') }}",
             "canonical/a.sql": "select x from {{ ref('stg_twice') }}",
-            "canonical/b.sql": "select x from {{ ref('stg_twice') }} union all select x from {{ ref('stg') }}",
+            "canonical/b.sql": (
+                "select x from {{ ref('stg_twice') }} union all select x from {{ ref('stg') }}"
+            ),
         },
     )
     with duckdb.connect(str(tmp_path / "db.duckdb")) as con:
