@@ -3,7 +3,12 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from revops_pipelines.schemas import CANONICAL_SCHEMAS, UnknownTableError, validate_table
+from revops_pipelines.schemas import (
+    CANONICAL_SCHEMAS,
+    UnknownTableError,
+    markdown_table,
+    validate_table,
+)
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
 from revops_pipelines_tests.rawdata import load_state_dir
@@ -85,3 +90,14 @@ def test_every_canonical_model_has_a_schema() -> None:
 def test_unknown_table() -> None:
     with pytest.raises(UnknownTableError):
         validate_table(duckdb.connect(), "nope")
+
+
+def test_markdown_preview_shows_list_and_null_cells() -> None:
+    frame = duckdb.sql(
+        "SELECT 'in_1' AS id, [1, 2] AS amounts, NULL::VARCHAR AS note, {'a': 'x|y'} AS s"
+    ).df()
+    assert markdown_table(frame).splitlines() == [
+        "| id | amounts | note | s |",
+        "|---|---|---|---|",
+        "| in_1 | [1 2] |  | {'a': 'x\\|y'} |",
+    ]

@@ -41,9 +41,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
     columns = [str(c) for c in frame.columns]
 
     def cell(value: object) -> str:
-        text = (
-            "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-        )
+        # Lists and structs (DuckDB LIST/STRUCT columns) are shown as they print.
+        missing = value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+        text = "" if missing else str(value)
         return text.replace("|", "\\|").replace("\n", " ")[:120]
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
