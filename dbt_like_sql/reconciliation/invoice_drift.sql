@@ -12,7 +12,8 @@ WITH bil AS (
 erp AS (
     SELECT
         source_id, upper(currency) AS currency_code, total_minor, tax_minor, subtotal_minor,
-        nullif(trim(billing_invoice_id), '') AS billing_ref,
+        -- Canonical already trims the external id and makes a blank one NULL (blank_null).
+        billing_invoice_id AS billing_ref,
         -- A zero-total invoice is settled without any payment.
         CASE
             WHEN status = 'open' AND coalesce(total_minor, 0) = 0 AND coalesce(amount_remaining_minor, 0) = 0 THEN 'paid'
@@ -24,9 +25,9 @@ erp AS (
 
 -- Billing invoices the ERP holds more than once.
 repeated AS (
-    SELECT nullif(trim(billing_invoice_id), '') AS billing_ref
+    SELECT billing_invoice_id AS billing_ref
     FROM {{ ref('invoice') }}
-    WHERE source_system = 'erp' AND nullif(trim(billing_invoice_id), '') IS NOT NULL
+    WHERE source_system = 'erp' AND billing_invoice_id IS NOT NULL
     GROUP BY ALL
     HAVING count(*) > 1
 ),
