@@ -47,6 +47,11 @@ def _restore(con: duckdb.DuckDBPyConnection, table: str) -> None:
             "currency",
         ),
         ("invoice", "update canonical.invoice set status = 'paidInFull'", "status"),
+        (
+            "invoice",
+            "update canonical.invoice set billing_invoice_id = ' ' || billing_invoice_id",
+            "billing_invoice_id",
+        ),
         ("invoice", "update canonical.invoice set total_minor = null", "total_minor"),
         (
             "invoice",

@@ -165,6 +165,10 @@ class SubscriptionItem(_Keyed, _Priced):
 
 
 class Invoice(_Keyed, _Priced):
+    # Reconciliation joins on this link as it is: it must arrive trimmed and non-blank.
+    billing_invoice_id: Series[pd.StringDtype] = pa.Field(
+        nullable=True, coerce=True, str_matches=r"^\S(.*\S)?$"
+    )
     customer_id: Series[pd.StringDtype] = _text()
     status: Series[pd.StringDtype] = _text(nullable=False, isin=BILLING_INVOICE_STATUSES)
     subtotal_minor: Series[pd.Int64Dtype] = _money()
