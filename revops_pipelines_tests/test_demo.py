@@ -12,29 +12,20 @@ import pytest
 ID_COLUMNS = ("crm_id", "billing_id", "erp_id", "field", "expected")
 
 
-def _run_demo(data_dir: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "REVOPS_DATA_DIR": str(data_dir),
-        "DAGSTER_HOME": str(data_dir / "dagster_home"),
-    }
-    env = {k: v for k, v in env.items() if not k.startswith("REVOPS_") or k == "REVOPS_DATA_DIR"}
+def _revops(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVOPS_")}
+    env |= {"REVOPS_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(data_dir / "dagster_home")}
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "revops_pipelines.cli",
-            "demo",
-            "--customers",
-            "60",
-            "--months",
-            "3",
-        ],
+        [sys.executable, "-m", "revops_pipelines.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def _run_demo(data_dir: Path) -> subprocess.CompletedProcess:
+    return _revops(data_dir, "demo", "--customers", "60", "--months", "3")
 
 
 def _matches(truth: dict, finding: dict) -> bool:
@@ -85,3 +76,16 @@ def test_a_second_run_keeps_each_exception_and_its_first_detection(demo_runs):
     for exception_id, first_detected_at in before.items():
         assert after[exception_id]["first_detected_at"] == first_detected_at
         assert after[exception_id]["last_detected_at"] > first_detected_at
+
+
+def test_trace_shows_the_lifecycle_and_open_findings_of_an_id(demo_runs):
+    data_dir, _, _, rows = demo_runs
+    finding = next(row for row in rows if row["drift_type"] == "invoice_amount_mismatch")
+    traced = _revops(data_dir, "trace", finding["billing_id"])
+    assert traced.returncode == 0, traced.stderr
+    assert f"lifecycle {finding['correlation_id']}" in traced.stdout
+    assert "invoice_generated" in traced.stdout and "erp_posted" in traced.stdout
+    assert "invoice_amount_mismatch" in traced.stdout
+
+    unknown = _revops(data_dir, "trace", "in_does_not_exist")
+    assert unknown.returncode == 1 and "in_does_not_exist" in unknown.stderr
