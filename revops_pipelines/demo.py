@@ -89,9 +89,36 @@ def run_demo(*, customers: int, months: int, seed: int) -> int:
     if not succeeded:
         print("the reconciliation job failed; open the run in the Dagster UI (make dev)")
         return 1
+    print(summarize_exceptions(settings.duckdb_path))
     print(f"report: {(settings.output_dir / 'report.html').resolve()}")
     print(f"exceptions: {(settings.output_dir / 'drift_exceptions.csv').resolve()}")
     return 0
+
+
+def summarize_exceptions(duckdb_path: Path) -> str:
+    """One line a person reads first: how much is open, how bad, how much needs a person."""
+    import duckdb
+
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        by_severity = dict(
+            con.execute(
+                "SELECT severity, count(*) FROM recon.drift_exceptions "
+                "WHERE status IN ('open', 'planned') GROUP BY severity"
+            ).fetchall()
+        )
+        review = con.execute(
+            "SELECT count(*) FROM recon.drift_exceptions "
+            "WHERE status IN ('open', 'planned') AND action = 'review'"
+        ).fetchone()[0]
+    severities = ", ".join(
+        f"{level} {by_severity[level]}"
+        for level in ("critical", "high", "medium", "low")
+        if level in by_severity
+    )
+    return (
+        f"open exceptions: {sum(by_severity.values())} ({severities or 'none'}); "
+        f"need review: {review}"
+    )
 
 
 def run_dev(*, port: int) -> int:

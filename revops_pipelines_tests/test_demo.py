@@ -48,8 +48,13 @@ def demo_runs(tmp_path_factory):
 
 
 def test_demo_prints_the_servers_and_writes_the_report(demo_runs):
-    data_dir, first, _, _ = demo_runs
+    data_dir, first, rows, _ = demo_runs
     lines = first.stdout.splitlines()
+    open_rows = [row for row in rows if row["status"] == "open"]
+    review = sum(row["action"] == "review" for row in open_rows)
+    summary = next(line for line in lines if line.startswith("open exceptions: "))
+    assert summary.startswith(f"open exceptions: {len(open_rows)} (")
+    assert summary.endswith(f"need review: {review}")
     for system in ("crm", "billing", "erp"):
         served = [line for line in lines if line.startswith(f"{system}=http://127.0.0.1:")]
         assert len(served) == 1 and "records)" in served[0]
