@@ -92,7 +92,7 @@ missing_money AS (
 
 crm_of_billing AS (SELECT billing_id, min(crm_id) AS crm_id FROM cb GROUP BY billing_id),
 
--- Each linked group in one row, every compared attribute of every system side by side.
+-- Each linked group: a CRM account, billing customer and ERP customer, any of them absent.
 grp AS (
     SELECT
         coalesce(cb.billing_id, be.billing_id) AS billing_id,
@@ -101,76 +101,118 @@ grp AS (
     FROM cb FULL OUTER JOIN be ON cb.billing_id = be.billing_id
 ),
 
+-- The three joins happen once, on the group; unpivoting only by field keeps the comparison
+-- at one row per group and field (one row per system was several times slower).
 wide AS (
     SELECT
         g.crm_id, g.billing_id, g.erp_id,
-        c.name AS c_name_v, c.name_norm AS c_name_n,
-        c.country AS c_country_v, upper(nullif(trim(c.country), '')) AS c_country_n,
-        c.legal_entity AS c_legal_entity_v, upper(nullif(trim(c.legal_entity), '')) AS c_legal_entity_n,
-        c.tax_jurisdiction AS c_tax_jurisdiction_v, upper(nullif(trim(c.tax_jurisdiction), '')) AS c_tax_jurisdiction_n,
-        c.currency AS c_currency_v, upper(nullif(trim(c.currency), '')) AS c_currency_n,
-        b.name AS b_name_v, b.name_norm AS b_name_n,
-        b.email AS b_email_v, nullif(b.email_norm, '') AS b_email_n,
-        b.country AS b_country_v, upper(nullif(trim(b.country), '')) AS b_country_n,
-        b.legal_entity AS b_legal_entity_v, upper(nullif(trim(b.legal_entity), '')) AS b_legal_entity_n,
-        b.currency AS b_currency_v, upper(nullif(trim(b.currency), '')) AS b_currency_n,
-        e.name AS e_name_v, e.name_norm AS e_name_n,
-        e.email AS e_email_v, nullif(e.email_norm, '') AS e_email_n,
-        e.legal_entity AS e_legal_entity_v, upper(nullif(trim(e.legal_entity), '')) AS e_legal_entity_n,
-        e.tax_jurisdiction AS e_tax_jurisdiction_v, upper(nullif(trim(e.tax_jurisdiction), '')) AS e_tax_jurisdiction_n,
-        e.currency AS e_currency_v, upper(nullif(trim(e.currency), '')) AS e_currency_n
+        c.name AS c_name, c.name_norm AS c_name_n,
+        c.country AS c_country, upper(nullif(trim(c.country), '')) AS c_country_n,
+        c.legal_entity AS c_entity, upper(nullif(trim(c.legal_entity), '')) AS c_entity_n,
+        c.tax_jurisdiction AS c_tax, upper(nullif(trim(c.tax_jurisdiction), '')) AS c_tax_n,
+        c.currency AS c_currency, upper(nullif(trim(c.currency), '')) AS c_currency_n,
+        b.name AS b_name, b.name_norm AS b_name_n,
+        b.email AS b_email, nullif(b.email_norm, '') AS b_email_n,
+        b.country AS b_country, upper(nullif(trim(b.country), '')) AS b_country_n,
+        b.legal_entity AS b_entity, upper(nullif(trim(b.legal_entity), '')) AS b_entity_n,
+        b.currency AS b_currency, upper(nullif(trim(b.currency), '')) AS b_currency_n,
+        e.name AS e_name, e.name_norm AS e_name_n,
+        e.email AS e_email, nullif(e.email_norm, '') AS e_email_n,
+        e.legal_entity AS e_entity, upper(nullif(trim(e.legal_entity), '')) AS e_entity_n,
+        e.tax_jurisdiction AS e_tax, upper(nullif(trim(e.tax_jurisdiction), '')) AS e_tax_n,
+        e.currency AS e_currency, upper(nullif(trim(e.currency), '')) AS e_currency_n
     FROM grp AS g
     LEFT JOIN crm AS c ON c.source_id = g.crm_id
     LEFT JOIN bil AS b ON b.source_id = g.billing_id
     LEFT JOIN erp AS e ON e.source_id = g.erp_id
 ),
 
--- The system of record per field: CRM for name/address/entity/tax, billing for email/currency;
--- where that system is not in the group, billing stands in for the CRM.
+-- One row per group and field: each system's rank as the field's system of record (NULL where
+-- it does not hold the field) and its value as stored and as compared (_n). CRM first for
+-- name/address/entity/tax, billing first for email/currency; where a system is not in the group,
+-- the next one stands in. The CRM has no email and the ERP's country is not compared.
+group_field AS (
+    SELECT crm_id, billing_id, erp_id, 'name' AS field,
+        1 AS crm_rank, 2 AS billing_rank, 3 AS erp_rank,
+        c_name AS crm, c_name_n AS crm_n, b_name AS billing, b_name_n AS billing_n,
+        e_name AS erp, e_name_n AS erp_n
+    FROM wide
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'email', NULL, 1, 2,
+        NULL, NULL, b_email, b_email_n, e_email, e_email_n
+    FROM wide
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'country', 1, 2, NULL,
+        c_country, c_country_n, b_country, b_country_n, NULL, NULL
+    FROM wide
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'legal_entity', 1, 2, 3,
+        c_entity, c_entity_n, b_entity, b_entity_n, e_entity, e_entity_n
+    FROM wide
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'tax_jurisdiction', 1, NULL, 2,
+        c_tax, c_tax_n, NULL, NULL, e_tax, e_tax_n
+    FROM wide
+    UNION ALL
+    SELECT crm_id, billing_id, erp_id, 'currency', 2, 1, 3,
+        c_currency, c_currency_n, b_currency, b_currency_n, e_currency, e_currency_n
+    FROM wide
+),
+
+-- The system of record is chosen by which records are linked, not by which hold a value:
+-- a value missing there is customer_missing_tax_or_entity, never a mismatch.
+with_sor AS (
+    SELECT *,
+        CASE least(
+            CASE WHEN crm_id IS NOT NULL THEN crm_rank END,
+            CASE WHEN billing_id IS NOT NULL THEN billing_rank END,
+            CASE WHEN erp_id IS NOT NULL THEN erp_rank END
+        )
+            WHEN crm_rank THEN 'crm'
+            WHEN billing_rank THEN 'billing'
+            WHEN erp_rank THEN 'erp'
+        END AS sor_system
+    FROM group_field
+),
+
+compared AS (
+    SELECT *,
+        crm_id IS NOT NULL AND crm_rank IS NOT NULL AND sor_system <> 'crm'
+            AND crm_n IS DISTINCT FROM sor_norm AS crm_differs,
+        billing_id IS NOT NULL AND billing_rank IS NOT NULL AND sor_system <> 'billing'
+            AND billing_n IS DISTINCT FROM sor_norm AS billing_differs,
+        erp_id IS NOT NULL AND erp_rank IS NOT NULL AND sor_system <> 'erp'
+            AND erp_n IS DISTINCT FROM sor_norm AS erp_differs
+    FROM (
+        SELECT *,
+            CASE sor_system WHEN 'crm' THEN crm WHEN 'billing' THEN billing WHEN 'erp' THEN erp END
+                AS expected,
+            CASE sor_system
+                WHEN 'crm' THEN crm_n WHEN 'billing' THEN billing_n WHEN 'erp' THEN erp_n
+            END AS sor_norm
+        FROM with_sor
+    )
+),
+
+-- actual is the differing value furthest downstream; systems lists those that differ.
 attribute_mismatch AS (
-    SELECT crm_id, billing_id, erp_id, 'name' AS field, sor_value AS expected,
-        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm) THEN e_name_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) THEN b_name_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) THEN c_name_v END AS actual,
-        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) AS only_erp,
-        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
-    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_name_v WHEN billing_id IS NOT NULL THEN b_name_v WHEN erp_id IS NOT NULL THEN e_name_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_name_n WHEN billing_id IS NOT NULL THEN b_name_n WHEN erp_id IS NOT NULL THEN e_name_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN billing_id IS NOT NULL THEN 'billing' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
-    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_name_n IS DISTINCT FROM sor_norm) OR (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_name_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_name_n IS DISTINCT FROM sor_norm))
-    UNION ALL
-    SELECT crm_id, billing_id, erp_id, 'email' AS field, sor_value AS expected,
-        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm) THEN e_email_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) THEN b_email_v END AS actual,
-        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) AS only_erp,
-        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
-    FROM (SELECT *, CASE WHEN billing_id IS NOT NULL THEN b_email_v WHEN erp_id IS NOT NULL THEN e_email_v END AS sor_value, CASE WHEN billing_id IS NOT NULL THEN b_email_n WHEN erp_id IS NOT NULL THEN e_email_n END AS sor_norm, CASE WHEN billing_id IS NOT NULL THEN 'billing' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
-    WHERE sor_norm IS NOT NULL AND ((billing_id IS NOT NULL AND sor_system <> 'billing' AND b_email_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_email_n IS DISTINCT FROM sor_norm))
-    UNION ALL
-    SELECT crm_id, billing_id, erp_id, 'country' AS field, sor_value AS expected,
-        CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm) THEN b_country_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) THEN c_country_v END AS actual,
-        false AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm) AS only_erp,
-        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) THEN 'crm' END) AS systems
-    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_country_v WHEN billing_id IS NOT NULL THEN b_country_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_country_n WHEN billing_id IS NOT NULL THEN b_country_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN billing_id IS NOT NULL THEN 'billing' END AS sor_system FROM wide)
-    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_country_n IS DISTINCT FROM sor_norm) OR (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_country_n IS DISTINCT FROM sor_norm))
-    UNION ALL
-    SELECT crm_id, billing_id, erp_id, 'legal_entity' AS field, sor_value AS expected,
-        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm) THEN e_legal_entity_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) THEN b_legal_entity_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) THEN c_legal_entity_v END AS actual,
-        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) AS only_erp,
-        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
-    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_legal_entity_v WHEN billing_id IS NOT NULL THEN b_legal_entity_v WHEN erp_id IS NOT NULL THEN e_legal_entity_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_legal_entity_n WHEN billing_id IS NOT NULL THEN b_legal_entity_n WHEN erp_id IS NOT NULL THEN e_legal_entity_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN billing_id IS NOT NULL THEN 'billing' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
-    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_legal_entity_n IS DISTINCT FROM sor_norm) OR (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_legal_entity_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_legal_entity_n IS DISTINCT FROM sor_norm))
+    SELECT crm_id, billing_id, erp_id, field, expected,
+        CASE
+            WHEN erp_differs THEN erp
+            WHEN billing_differs THEN billing
+            WHEN crm_differs THEN crm
+        END AS actual,
+        erp_differs AND NOT crm_differs AND NOT billing_differs AS only_erp,
+        concat_ws(',',
+            CASE WHEN billing_differs THEN 'billing' END,
+            CASE WHEN crm_differs THEN 'crm' END,
+            CASE WHEN erp_differs THEN 'erp' END
+        ) AS systems
+    FROM compared
+    WHERE sor_norm IS NOT NULL AND (crm_differs OR billing_differs OR erp_differs)
       -- An entity with no ERP subsidiary is reported as customer_missing_tax_or_entity.
-      AND (crm_id IS NULL OR crm_id NOT IN (SELECT crm_id FROM unpostable))
-    UNION ALL
-    SELECT crm_id, billing_id, erp_id, 'tax_jurisdiction' AS field, sor_value AS expected,
-        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN e_tax_jurisdiction_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN c_tax_jurisdiction_v END AS actual,
-        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) AS only_erp,
-        concat_ws(',', CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
-    FROM (SELECT *, CASE WHEN crm_id IS NOT NULL THEN c_tax_jurisdiction_v WHEN erp_id IS NOT NULL THEN e_tax_jurisdiction_v END AS sor_value, CASE WHEN crm_id IS NOT NULL THEN c_tax_jurisdiction_n WHEN erp_id IS NOT NULL THEN e_tax_jurisdiction_n END AS sor_norm, CASE WHEN crm_id IS NOT NULL THEN 'crm' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
-    WHERE sor_norm IS NOT NULL AND ((crm_id IS NOT NULL AND sor_system <> 'crm' AND c_tax_jurisdiction_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_tax_jurisdiction_n IS DISTINCT FROM sor_norm))
-    UNION ALL
-    SELECT crm_id, billing_id, erp_id, 'currency' AS field, sor_value AS expected,
-        CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm) THEN e_currency_v WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) THEN b_currency_v WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) THEN c_currency_v END AS actual,
-        (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm) AND NOT (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) AND NOT (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) AS only_erp,
-        concat_ws(',', CASE WHEN (billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) THEN 'billing' END, CASE WHEN (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) THEN 'crm' END, CASE WHEN (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm) THEN 'erp' END) AS systems
-    FROM (SELECT *, CASE WHEN billing_id IS NOT NULL THEN b_currency_v WHEN crm_id IS NOT NULL THEN c_currency_v WHEN erp_id IS NOT NULL THEN e_currency_v END AS sor_value, CASE WHEN billing_id IS NOT NULL THEN b_currency_n WHEN crm_id IS NOT NULL THEN c_currency_n WHEN erp_id IS NOT NULL THEN e_currency_n END AS sor_norm, CASE WHEN billing_id IS NOT NULL THEN 'billing' WHEN crm_id IS NOT NULL THEN 'crm' WHEN erp_id IS NOT NULL THEN 'erp' END AS sor_system FROM wide)
-    WHERE sor_norm IS NOT NULL AND ((billing_id IS NOT NULL AND sor_system <> 'billing' AND b_currency_n IS DISTINCT FROM sor_norm) OR (crm_id IS NOT NULL AND sor_system <> 'crm' AND c_currency_n IS DISTINCT FROM sor_norm) OR (erp_id IS NOT NULL AND sor_system <> 'erp' AND e_currency_n IS DISTINCT FROM sor_norm))
+      AND (field <> 'legal_entity' OR crm_id IS NULL
+          OR crm_id NOT IN (SELECT crm_id FROM unpostable))
 ),
 
 found AS (
