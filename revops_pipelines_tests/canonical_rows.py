@@ -321,6 +321,16 @@ def build_canonical(
     create_canonical(con)
     for table, rows in tables.items():
         insert_rows(con, table, rows)
+    # As canonical/subscription.sql does: a subscription's MRR is the sum of its items.
+    con.execute(
+        """
+        UPDATE canonical.subscription AS s SET mrr_minor = coalesce((
+            SELECT sum(i.monthly_amount_minor) FROM canonical.subscription_item AS i
+            WHERE i.subscription_id = s.source_id
+        ), 0)
+        WHERE s.mrr_minor IS NULL
+        """
+    )
 
 
 # A small, clean three-system world: each drift test changes one thing in it and expects

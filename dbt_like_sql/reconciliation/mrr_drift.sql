@@ -12,17 +12,10 @@ opp AS (
     WHERE is_won AND NOT coalesce(is_deleted, false)
 ),
 
-items AS (
-    SELECT subscription_id, sum(monthly_amount_minor) AS mrr
-    FROM {{ ref('subscription_item') }}
-    GROUP BY subscription_id
-),
-
 sub AS (
-    SELECT s.source_id, s.customer_id, s.crm_opportunity_id, s.status, upper(s.currency) AS currency,
-           coalesce(i.mrr, s.mrr_minor) AS mrr
-    FROM {{ ref('subscription') }} AS s
-    LEFT JOIN items AS i ON i.subscription_id = s.source_id
+    SELECT source_id, customer_id, crm_opportunity_id, status, upper(currency) AS currency,
+           mrr_minor AS mrr
+    FROM {{ ref('subscription') }}
 ),
 
 crm_mrr AS (

@@ -6,16 +6,9 @@ WITH opp AS (
     WHERE is_won AND NOT coalesce(is_deleted, false)
 ),
 
-items AS (
-    SELECT subscription_id, sum(monthly_amount_minor) AS mrr
-    FROM {{ ref('subscription_item') }}
-    GROUP BY subscription_id
-),
-
 sub AS (
-    SELECT s.*, upper(s.currency) AS currency_code, coalesce(i.mrr, s.mrr_minor) AS mrr
-    FROM {{ ref('subscription') }} AS s
-    LEFT JOIN items AS i ON i.subscription_id = s.source_id
+    SELECT *, upper(currency) AS currency_code, mrr_minor AS mrr
+    FROM {{ ref('subscription') }}
 ),
 
 opp_sub AS (
