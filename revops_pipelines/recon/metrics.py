@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from revops_pipelines.recon.catalog import relation_exists
 from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
 from revops_pipelines.recon.run import FINDINGS_TABLE
 
@@ -39,21 +40,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return con.execute(sql, params or []).fetchall()
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, table = relation.split(".")
-    return bool(
-        _rows(
-            con,
-            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
-            "UNION ALL SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
-            [schema, table, schema, table],
-        )
-    )
-
-
 def quote_to_cash_days(con: duckdb.DuckDBPyConnection) -> list[float]:
     """Days from opportunity_won to the first payment_applied, one value per lifecycle."""
-    if not _table_exists(con, "canonical.lifecycle_event"):
+    if not relation_exists(con, "canonical", "lifecycle_event"):
         return []
     rows = _rows(
         con,

@@ -13,6 +13,8 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from revops_pipelines.lifecycle import LIFECYCLE_STAGES
+from revops_pipelines.recon.catalog import relation_exists
 from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE, STATUSES
 from revops_pipelines.recon.metrics import (
     AGE_BUCKETS,
@@ -24,14 +26,6 @@ from revops_pipelines.recon.metrics import (
 
 TEMPLATES = Path(__file__).parent / "templates"
 SEVERITY_COLORS = {"critical": "#a4161a", "high": "#e07a1f", "medium": "#e9c46a", "low": "#9aa3b2"}
-STAGES = (
-    "opportunity_won",
-    "subscription_provisioned",
-    "invoice_generated",
-    "erp_posted",
-    "payment_applied",
-    "exception_resolved",
-)
 OPEN = "status IN ('open', 'planned')"
 COLUMNS = (
     ("id", "text"),
@@ -58,17 +52,8 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = Non
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchall()
-    )
-
-
 def _exponents(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    if not _has(con, "seeds", "currency_exponents"):
+    if not relation_exists(con, "seeds", "currency_exponents"):
         return {}
     rows = con.execute("SELECT upper(currency), exponent FROM seeds.currency_exponents").fetchall()
     return {str(c): int(e) for c, e in rows}
@@ -133,7 +118,7 @@ def _by_type_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 def _trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     history: list[tuple[datetime, float]] = []
-    if _has(con, "recon", "metrics_history"):
+    if relation_exists(con, "recon", "metrics_history"):
         history = con.execute(
             f"SELECT run_at, sum(value) FROM {METRICS_TABLE} "
             "WHERE metric = 'open_exceptions_by_age' GROUP BY run_at ORDER BY run_at"
@@ -161,7 +146,7 @@ def _trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 def _funnel_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     counts: dict[str, int] = {}
-    if _has(con, "canonical", "lifecycle_event"):
+    if relation_exists(con, "canonical", "lifecycle_event"):
         counts = dict(
             con.execute(
                 "SELECT stage, count(DISTINCT correlation_id) FROM canonical.lifecycle_event "
@@ -170,7 +155,7 @@ def _funnel_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         )
     return _bar_chart(
         "Lifecycle funnel (lifecycles reaching each stage)",
-        [(s, float(counts.get(s, 0))) for s in STAGES],
+        [(s, float(counts.get(s, 0))) for s in LIFECYCLE_STAGES],
     )
 
 
@@ -217,7 +202,9 @@ def report_context(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict[str
             "review": sum(1 for r in open_rows if r["action"] == "review"),
             "critical": sum(1 for r in open_rows if r["severity"] == "critical"),
             "resolved": sum(1 for r in rows if r["status"] == "resolved"),
-            "accuracy": invoice_accuracy(con) if _has(con, "reconciliation", "findings") else None,
+            "accuracy": invoice_accuracy(con)
+            if relation_exists(con, "reconciliation", "findings")
+            else None,
             "money": [{"currency": c, "text": money_text[c]} for c in sorted(money)],
         },
         "charts": {

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import duckdb
 
+from revops_pipelines.lifecycle import LIFECYCLE_STAGES
+from revops_pipelines.recon.catalog import relation_exists
 from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
 
 
@@ -21,19 +23,10 @@ class TraceNotFoundError(LookupError):
         self.record_id = record_id
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchall()
-    )
-
-
 def correlation_ids(con: duckdb.DuckDBPyConnection, any_id: str) -> list[str]:
     """The lifecycles an id belongs to: itself if it is one, else through records and findings."""
     found: set[str] = set()
-    if _exists(con, "canonical", "lifecycle_event"):
+    if relation_exists(con, "canonical", "lifecycle_event"):
         found |= {
             r[0]
             for r in con.execute(
@@ -42,7 +35,9 @@ def correlation_ids(con: duckdb.DuckDBPyConnection, any_id: str) -> list[str]:
                 [any_id, any_id],
             ).fetchall()
         }
-    if _exists(con, "canonical", "lifecycle_event") and _exists(con, "canonical", "payment"):
+    if relation_exists(con, "canonical", "lifecycle_event") and relation_exists(
+        con, "canonical", "payment"
+    ):
         # An ERP record reaches its lifecycle through the billing id it carries.
         rows = con.execute(
             """
@@ -59,7 +54,7 @@ def correlation_ids(con: duckdb.DuckDBPyConnection, any_id: str) -> list[str]:
             [any_id, any_id],
         ).fetchall()
         found |= {r[0] for r in rows}
-    if _exists(con, "recon", "drift_exceptions"):
+    if relation_exists(con, "recon", "drift_exceptions"):
         found |= {
             r[0]
             for r in con.execute(
@@ -81,18 +76,14 @@ def trace(con: duckdb.DuckDBPyConnection, any_id: str) -> str:
     lines: list[str] = []
     for correlation_id in ids:
         lines.append(f"lifecycle {correlation_id}")
-        if _exists(con, "canonical", "lifecycle_event"):
+        if relation_exists(con, "canonical", "lifecycle_event"):
             events = con.execute(
                 """
                 SELECT occurred_at, stage, system, record_id FROM canonical.lifecycle_event
                 WHERE correlation_id = ?
-                ORDER BY occurred_at NULLS LAST,
-                    list_position(['opportunity_won', 'subscription_provisioned',
-                        'invoice_generated', 'erp_posted', 'payment_applied',
-                        'exception_resolved'], stage),
-                    record_id
+                ORDER BY occurred_at NULLS LAST, list_position(?, stage), record_id
                 """,
-                [correlation_id],
+                [correlation_id, list(LIFECYCLE_STAGES)],
             ).fetchall()
             for occurred_at, stage, system, record_id in events:
                 when = occurred_at.strftime("%Y-%m-%d %H:%M:%SZ") if occurred_at else "?"
@@ -100,7 +91,7 @@ def trace(con: duckdb.DuckDBPyConnection, any_id: str) -> str:
             if not events:
                 lines.append("  (no lifecycle events)")
         findings = []
-        if _exists(con, "recon", "drift_exceptions"):
+        if relation_exists(con, "recon", "drift_exceptions"):
             findings = con.execute(
                 f"""
                 SELECT drift_type, severity, status, crm_id, billing_id, erp_id, field, expected,

@@ -15,6 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from revops_pipelines.lifecycle import LIFECYCLE_STAGES
 from revops_pipelines.sqlmodels import MODELS_ROOT
 
 SOURCE_SYSTEMS = ["crm", "billing", "erp"]
@@ -30,14 +31,6 @@ SUBSCRIPTION_STATUSES = [
     "paused",
 ]
 PAYMENT_STATUSES = ["open", "paid", "canceled"]
-LIFECYCLE_STAGES = [
-    "opportunity_won",
-    "subscription_provisioned",
-    "invoice_generated",
-    "erp_posted",
-    "payment_applied",
-    "exception_resolved",
-]
 EARLIEST = pd.Timestamp("1990-01-01", tz="UTC")
 LATEST = pd.Timestamp("2100-01-01", tz="UTC")
 
@@ -232,7 +225,7 @@ class CustomerXref(pa.DataFrameModel):
 
 class LifecycleEvent(pa.DataFrameModel):
     correlation_id: Series[pd.StringDtype] = _text(nullable=False)
-    stage: Series[pd.StringDtype] = _text(nullable=False, isin=LIFECYCLE_STAGES)
+    stage: Series[pd.StringDtype] = _text(nullable=False, isin=list(LIFECYCLE_STAGES))
     system: Series[pd.StringDtype] = _text(nullable=False, isin=SOURCE_SYSTEMS)
     record_id: Series[pd.StringDtype] = _text(nullable=False)
     occurred_at: Series[pd.DatetimeTZDtype] = _timestamp()
