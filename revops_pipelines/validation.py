@@ -1,7 +1,7 @@
 """Pre-orchestration validation: master-data problems found before reconciliation runs.
 
-The rules are SQL (`dbt_like_sql/canonical/validation_issue.sql`) so other layers can join the
-issues; this module names the rules and reads their results.
+The rules are SQL (`revops_pipelines/sql/canonical/validation_issue.sql`) so other layers can
+join the issues; this module names the rules and reads their results.
 """
 
 from __future__ import annotations

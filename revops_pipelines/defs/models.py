@@ -85,7 +85,7 @@ def _spec(model: SqlModel, by_name: dict[str, SqlModel]) -> dg.AssetSpec:
         group_name=model.schema,
         kinds={"duckdb", "sql"},
         description=model_description(model),
-        metadata={"sql_file": f"dbt_like_sql/{model.schema}/{model.path.name}"},
+        metadata={"sql_file": f"revops_pipelines/sql/{model.schema}/{model.path.name}"},
         # Not built when a table it reads failed its pandera check.
         skippable=True,
     )

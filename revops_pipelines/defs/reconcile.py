@@ -1,6 +1,6 @@
 """Reconciliation assets: exception history and exports, run metrics, the HTML report.
 
-The findings themselves are the SQL models under `dbt_like_sql/reconciliation/` (assets
+The findings themselves are the SQL models under `revops_pipelines/sql/reconciliation/` (assets
 `reconciliation/<name>`, built by `models.py`); these assets carry them into the history.
 """
 

@@ -1,4 +1,5 @@
-"""Runs the reconciliation SQL models (`dbt_like_sql/reconciliation/`) with their configuration."""
+"""Runs the reconciliation SQL models (`revops_pipelines/sql/reconciliation/`) with their
+configuration."""
 
 from __future__ import annotations
 

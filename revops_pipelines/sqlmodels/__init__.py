@@ -1,4 +1,5 @@
-"""The SQL model layer: model files under `dbt_like_sql/`, ordered by their refs, run in DuckDB."""
+"""The SQL model layer: model files under `revops_pipelines/sql/`, ordered by their refs, run
+in DuckDB."""
 
 from revops_pipelines.sqlmodels.functions import normalize_text_value, register_functions
 from revops_pipelines.sqlmodels.loader import (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,17 @@ import duckdb
 
 from revops_pipelines.sqlmodels.functions import register_functions
 
-MODELS_ROOT: Path = Path(__file__).resolve().parents[2] / "dbt_like_sql"
+
+def _package_models_root() -> Path:
+    """The package's `sql/` folder, wherever the package is installed (editable or not)."""
+    root = resources.files("revops_pipelines") / "sql"
+    if not isinstance(root, Path):
+        # The loader globs folders; a zipped install has none to glob.
+        raise RuntimeError(f"revops_pipelines must be installed as files, not as {root!r}")
+    return root
+
+
+MODELS_ROOT: Path = _package_models_root()
 SEEDS_FOLDER = "seeds"
 
 _EXPRESSION = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.DOTALL)
