@@ -112,6 +112,56 @@ def _run_dev(args: argparse.Namespace) -> int:
     return run_dev(port=args.port)
 
 
+def _add_ledger(commands: argparse._SubParsersAction) -> None:
+    ledger = commands.add_parser("ledger", help="the operational ledger (REVOPS_LEDGER_URL)")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    upgrade = ledger_commands.add_parser("upgrade", help="apply the ledger's migrations")
+    upgrade.set_defaults(run=_run_ledger_upgrade)
+
+
+def _run_ledger_upgrade(args: argparse.Namespace) -> int:
+    from revops_pipelines.ledger import Ledger
+    from revops_pipelines.settings import Settings
+
+    with Ledger(Settings.from_env().ledger_url, upgrade=False) as ledger:
+        before = ledger.revision()
+        after = ledger.upgrade()
+    print(f"ledger at revision {after} (was {before or 'empty'})")
+    return 0
+
+
+def _add_exceptions(commands: argparse._SubParsersAction) -> None:
+    exceptions = commands.add_parser("exceptions", help="decide about findings")
+    exception_commands = exceptions.add_subparsers(dest="exceptions_command", required=True)
+    for name, status, text in (
+        ("ack", "acknowledged", "a person has seen the finding; it stays open"),
+        ("ignore", "ignored", "the finding is not to be corrected"),
+    ):
+        command = exception_commands.add_parser(name, help=text)
+        command.add_argument("ids", nargs="+", metavar="ID", help="exception ids")
+        command.add_argument("--reason", required=True)
+        command.add_argument("--by", default="", help="who decides (default: $USER)")
+        command.set_defaults(run=_run_decide, status=status)
+
+
+def _run_decide(args: argparse.Namespace) -> int:
+    import getpass
+
+    from revops_pipelines.ledger import Ledger, LedgerError
+    from revops_pipelines.settings import Settings
+
+    who = args.by or getpass.getuser()
+    with Ledger(Settings.from_env().ledger_url) as ledger:
+        try:
+            for exception_id in args.ids:
+                ledger.decide(exception_id, args.status, reason=args.reason, by=who)
+        except LedgerError as error:
+            print(f"revops exceptions: {error}", file=sys.stderr)
+            return 2
+    print(f"{args.status}: {', '.join(args.ids)} (by {who}); applied at the next reconciliation")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace.set_defaults(run=_run_trace)
 
     _add_sandbox(commands)
+    _add_ledger(commands)
+    _add_exceptions(commands)
     return parser
 
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from revops_pipelines.ledger import exception_statuses
+from revops_pipelines.recon.catalog import relation_exists
 from revops_pipelines.recon.exceptions import export_exceptions, update_exceptions
 from revops_pipelines.recon.metrics import record_metrics
 from revops_pipelines.recon.report import render_report, report_metadata
@@ -43,6 +45,22 @@ def _metadata(meta: dict) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _decisions(con) -> dict[str, str]:
+    """People's decisions from the ledger, for the findings the history already holds."""
+    decided = exception_statuses(Settings.from_env().ledger_url)
+    if not decided or not relation_exists(con, "recon", "exception_history"):
+        return {}
+    known = {
+        row[0]
+        for row in con.execute(
+            "SELECT exception_id FROM recon.exception_history WHERE exception_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [list(decided)],
+        ).fetchall()
+    }
+    return {key: status for key, status in decided.items() if key in known}
+
+
 @dg.asset(
     key=EXCEPTIONS_KEY,
     deps=[dg.AssetKey([GROUP, name]) for name in reconciliation_model_names()],
@@ -56,7 +74,7 @@ def drift_exceptions(
     """Every drift finding with its age and status: the list finance works from."""
     settings = Settings.from_env()
     with context.resources.duckdb.connect() as con:
-        summary = update_exceptions(con, now=_detected_at(config))
+        summary = update_exceptions(con, now=_detected_at(config), statuses=_decisions(con))
         parquet, csv = export_exceptions(con, settings.output_dir)
         meta = report_metadata(con)
         total = con.execute("SELECT count(*) FROM recon.drift_exceptions").fetchall()[0][0]

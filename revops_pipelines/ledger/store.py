@@ -1,0 +1,388 @@
+"""The ledger's operations; every change is one short transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from revops_pipelines.ledger.models import (
+    CorrectionLog,
+    DeadLetter,
+    ExceptionDecision,
+    KeyClaim,
+    PlanApproval,
+    WebhookReceipt,
+)
+
+DECISIONS = ("acknowledged", "ignored", "planned", "corrected", "open")
+
+
+class LedgerError(Exception):
+    """A ledger request that cannot be carried out (unknown id, bad status)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to send one key now, and what its previous attempt ended in."""
+
+    key: str
+    previous_outcome: str | None
+    target_id: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("revops_pipelines.ledger") / "migrations"))
+    return config
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, record: Any) -> None:
+        # WAL lets readers go on while a pusher writes; other processes wait up to the timeout.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+class Ledger:
+    """The ledger at `url`, migrated to the newest schema when opened."""
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        if upgrade:
+            self.upgrade()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema
+
+    def upgrade(self) -> str:
+        """Apply every migration not applied yet; returns the revision now in place."""
+        config = _alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return self.revision() or ""
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @staticmethod
+    def head() -> str:
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+
+    # -- key claims
+
+    def claim(
+        self, key: str, *, plan_id: str, action_id: str, owner: str, lease_s: float = 60.0
+    ) -> Claim | None:
+        """Take the key for `lease_s` seconds; None when another pusher holds it or it is done.
+
+        A key whose outcome is `applied` or `dead` is never taken again (replay re-opens it).
+        """
+        now = _now()
+        lease = now + timedelta(seconds=lease_s)
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(KeyClaim.outcome, KeyClaim.target_id).where(KeyClaim.idempotency_key == key)
+            ).first()
+        if row is None:
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        insert(KeyClaim).values(
+                            idempotency_key=key,
+                            plan_id=plan_id,
+                            action_id=action_id,
+                            owner=owner,
+                            lease_until=lease,
+                            outcome="pending",
+                            updated_at=now,
+                        )
+                    )
+                return Claim(key, None, None)
+            except IntegrityError:
+                return None
+        outcome, target_id = row
+        if outcome in ("applied", "dead"):
+            return None
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                update(KeyClaim)
+                .where(
+                    KeyClaim.idempotency_key == key,
+                    KeyClaim.outcome.in_(("pending", "unknown")),
+                    (KeyClaim.lease_until < now) | (KeyClaim.owner == owner),
+                )
+                .values(owner=owner, lease_until=lease, updated_at=now)
+            ).rowcount
+        return Claim(key, outcome, target_id) if taken == 1 else None
+
+    def settle(self, key: str, *, owner: str, outcome: str, target_id: str | None = None) -> None:
+        """Record how the key's last attempt ended, and end the lease."""
+        if outcome not in ("unknown", "applied", "dead", "pending"):
+            raise LedgerError(f"unknown outcome {outcome!r}")
+        now = _now()
+        values: dict[str, Any] = {"outcome": outcome, "updated_at": now, "lease_until": now}
+        if target_id is not None:
+            values["target_id"] = target_id
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(KeyClaim)
+                .where(KeyClaim.idempotency_key == key, KeyClaim.owner == owner)
+                .values(**values)
+            )
+
+    def outcomes(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        query = select(KeyClaim.idempotency_key, KeyClaim.outcome)
+        if keys is not None:
+            query = query.where(KeyClaim.idempotency_key.in_(list(keys)))
+        with self.engine.connect() as connection:
+            return dict(connection.execute(query).tuples().all())
+
+    # -- attempts
+
+    def log_attempt(
+        self,
+        *,
+        plan_id: str,
+        action_id: str,
+        key: str,
+        status: str,
+        pusher: str,
+        http_status: int | None = None,
+        response: Any = None,
+    ) -> int:
+        """Append one attempt; its number is one more than the key's attempts so far."""
+        text = response if isinstance(response, str) or response is None else json.dumps(response)
+        with self.engine.begin() as connection:
+            attempt = (
+                connection.execute(
+                    select(func.count()).where(CorrectionLog.idempotency_key == key)
+                ).scalar_one()
+                + 1
+            )
+            connection.execute(
+                insert(CorrectionLog).values(
+                    plan_id=plan_id,
+                    action_id=action_id,
+                    idempotency_key=key,
+                    attempt=attempt,
+                    status=status,
+                    http_status=http_status,
+                    response=text[:10_000] if text else text,
+                    pusher=pusher,
+                    at=_now(),
+                )
+            )
+        return attempt
+
+    def attempts(self, key: str | None = None) -> list[dict[str, Any]]:
+        query = select(CorrectionLog).order_by(CorrectionLog.id)
+        if key is not None:
+            query = query.where(CorrectionLog.idempotency_key == key)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    # -- dead letters
+
+    def add_dead_letter(
+        self,
+        *,
+        plan_id: str,
+        action: dict[str, Any],
+        http_status: int | None,
+        error_code: str,
+        error_message: str,
+    ) -> None:
+        """Keep the correction that failed for good; a second failure of one key updates it."""
+        key = action["idempotency_key"]
+        values = {
+            "plan_id": plan_id,
+            "action_id": action["action_id"],
+            "target": action["target"],
+            "operation": action["operation"],
+            "record_type": action["record_type"],
+            "external_id": action["external_id"],
+            "payload": action["payload"],
+            "http_status": http_status,
+            "error_code": error_code,
+            "error_message": error_message,
+            "created_at": _now(),
+            "replayed_at": None,
+        }
+        with self.engine.begin() as connection:
+            changed = connection.execute(
+                update(DeadLetter).where(DeadLetter.idempotency_key == key).values(**values)
+            ).rowcount
+            if not changed:
+                connection.execute(insert(DeadLetter).values(idempotency_key=key, **values))
+
+    def dead_letters(self, *, include_replayed: bool = False) -> list[dict[str, Any]]:
+        query = select(DeadLetter).order_by(DeadLetter.id)
+        if not include_replayed:
+            query = query.where(DeadLetter.replayed_at.is_(None))
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def reopen_dead_letters(self, ids: Iterable[int] | None) -> list[dict[str, Any]]:
+        """Mark dead letters replayed and let their keys be claimed again; returns them."""
+        query = select(DeadLetter).where(DeadLetter.replayed_at.is_(None))
+        if ids is not None:
+            wanted = [int(i) for i in ids]
+            query = query.where(DeadLetter.id.in_(wanted))
+        now = _now()
+        with self.engine.begin() as connection:
+            letters = [dict(row._mapping) for row in connection.execute(query)]
+            if ids is not None:
+                missing = set(wanted) - {letter["id"] for letter in letters}
+                if missing:
+                    raise LedgerError(f"no open dead letter with id {sorted(missing)}")
+            for letter in letters:
+                connection.execute(
+                    update(DeadLetter).where(DeadLetter.id == letter["id"]).values(replayed_at=now)
+                )
+                connection.execute(
+                    update(KeyClaim)
+                    .where(KeyClaim.idempotency_key == letter["idempotency_key"])
+                    .values(outcome="pending", lease_until=now, updated_at=now)
+                )
+        return letters
+
+    # -- approvals
+
+    def approve(self, plan_id: str, *, by: str) -> None:
+        with self.engine.begin() as connection:
+            if connection.execute(
+                select(PlanApproval.plan_id).where(PlanApproval.plan_id == plan_id)
+            ).first():
+                return
+            connection.execute(
+                insert(PlanApproval).values(plan_id=plan_id, approved_by=by, approved_at=_now())
+            )
+
+    def is_approved(self, plan_id: str) -> bool:
+        with self.engine.connect() as connection:
+            return (
+                connection.execute(
+                    select(PlanApproval.plan_id).where(PlanApproval.plan_id == plan_id)
+                ).first()
+                is not None
+            )
+
+    # -- exception workflow
+
+    def decide(self, exception_id: str, status: str, *, reason: str, by: str) -> None:
+        """A person's decision about a finding; acknowledging or ignoring needs a reason."""
+        if status not in DECISIONS:
+            raise LedgerError(f"status {status!r} is not one of {', '.join(DECISIONS)}")
+        if status in ("acknowledged", "ignored") and not reason.strip():
+            raise LedgerError(f"{status} needs a reason")
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(ExceptionDecision).values(
+                    exception_id=exception_id,
+                    status=status,
+                    reason=reason,
+                    decided_by=by,
+                    decided_at=_now(),
+                )
+            )
+
+    def decisions(self) -> dict[str, dict[str, Any]]:
+        """The latest decision per exception id."""
+        latest = (
+            select(func.max(ExceptionDecision.id))
+            .group_by(ExceptionDecision.exception_id)
+            .scalar_subquery()
+        )
+        query = select(ExceptionDecision).where(ExceptionDecision.id.in_(latest))
+        with self.engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        for row in rows:
+            row["decided_at"] = _aware(row["decided_at"])
+        return {row["exception_id"]: row for row in rows}
+
+    def exception_statuses(self) -> dict[str, str]:
+        """Statuses for the exception history; an acknowledgment changes none."""
+        return {
+            exception_id: row["status"]
+            for exception_id, row in self.decisions().items()
+            if row["status"] != "acknowledged"
+        }
+
+    # -- webhook receipts
+
+    def receive_webhook(
+        self, *, source: str, event_id: str, event_type: str | None, payload: str
+    ) -> bool:
+        """Keep a delivery; False when this event was received before."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(WebhookReceipt).values(
+                        source=source,
+                        event_id=event_id,
+                        event_type=event_type,
+                        payload=payload,
+                        received_at=_now(),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+def exception_statuses(url: str) -> dict[str, str]:
+    """People's decisions for the exception history; none while no ledger file exists yet."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    sqlite_file = parsed.get_backend_name() == "sqlite" and database != ":memory:"
+    if sqlite_file and not (database and Path(database).exists()):
+        return {}
+    with Ledger(url) as ledger:
+        return ledger.exception_statuses()
