@@ -40,6 +40,13 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help="faults to inject, e.g. 'error_rate=0.1,latency_ms=50,lost_reply_rate=0.05'",
     )
+    serve.add_argument(
+        "--concurrency",
+        action="append",
+        default=[],
+        metavar="SYSTEM=N",
+        help="requests a system serves at once, e.g. erp=5 (429 above it)",
+    )
     serve.add_argument("--crm-client-id", help="accept only this CRM client id")
     serve.add_argument("--crm-client-secret", help="accept only this CRM client secret")
     serve.add_argument("--billing-key", help="accept only this billing secret key")
@@ -71,6 +78,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         ports={"crm": args.crm_port, "billing": args.billing_port, "erp": args.erp_port},
         rate_limits=args.rate_limit,
         faults=args.faults,
+        concurrency=args.concurrency,
         credentials=Credentials(
             crm_client_id=args.crm_client_id,
             crm_client_secret=args.crm_client_secret,

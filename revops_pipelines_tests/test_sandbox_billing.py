@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revops_pipelines.sandbox.serve import SandboxUrls, running_sandbox
-from revops_pipelines.sandbox.state import Collection, Credentials
+from revops_pipelines.sandbox.state import Collection, Credentials, StateStore
 from revops_pipelines.sandbox.stripe_lists import OrderedView, PageRequest, page
 
 KEY = "sk_test_billing_tests"
@@ -21,8 +20,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def _file(state: Path, name: str) -> list[dict]:
-    text = (state / "billing" / f"{name}.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """The records of one state file as the state directory holds them: file plus journal."""
+    return list(StateStore.load(state).collection("billing", name))
 
 
 def _newest_first(records: list[dict]) -> list[str]:
@@ -265,12 +264,12 @@ def test_update_subscription(client: httpx.Client, handwritten_state: Path) -> N
 def test_bad_writes(
     client: httpx.Client, handwritten_state: Path, path: str, data: dict, status: int, param
 ) -> None:
-    before = (handwritten_state / "billing" / "customers.jsonl").read_bytes()
+    before = _file(handwritten_state, "customers")
     response = client.post(path, data=data)
     assert response.status_code == status
     if param:
         assert response.json()["error"]["param"] == param
-    assert (handwritten_state / "billing" / "customers.jsonl").read_bytes() == before
+    assert _file(handwritten_state, "customers") == before
 
 
 def test_idempotency_key_replays_and_refuses_other_body(

@@ -99,7 +99,8 @@ def error_code(response: httpx.Response) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    """The records of one state file as the state directory holds them: file plus journal."""
+    return list(StateStore.load(path.parent.parent).collection(path.parent.name, path.stem))
 
 
 def test_token_endpoint_shape_and_oauth_errors(crm: str):

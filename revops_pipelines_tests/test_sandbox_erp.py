@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +36,9 @@ def detail(response: httpx.Response) -> dict:
 
 
 def read_jsonl(path: Path) -> dict[str, dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return {r["id"]: r for r in (json.loads(line) for line in lines if line)}
+    """The records of one state file as the state directory holds them: file plus journal."""
+    store = StateStore.load(path.parent.parent)
+    return {r["id"]: r for r in store.collection(path.parent.name, path.stem)}
 
 
 def location_id(response: httpx.Response, record_type: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from revops_pipelines.sandbox.faults import (
     parse_rate_limits,
 )
 from revops_pipelines.sandbox.serve import running_sandbox
+from revops_pipelines.sandbox.state import StateStore
 
 AUTH = {"Authorization": "Bearer sk_test_faults"}
 
@@ -117,8 +117,8 @@ def test_latency_is_added_without_blocking_other_requests(handwritten_state: Pat
 
 
 def _customers(state: Path) -> list[dict]:
-    text = (state / "billing" / "customers.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """The billing customers as the state directory holds them: file plus journal."""
+    return list(StateStore.load(state).collection("billing", "customers"))
 
 
 def test_lost_reply_write_is_applied_and_a_keyed_retry_replays_it(handwritten_state: Path) -> None:

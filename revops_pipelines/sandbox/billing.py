@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
-from revops_pipelines.sandbox.state import Collection, Credentials, StateStore
+from revops_pipelines.sandbox.state import Credentials, StateStore
 from revops_pipelines.sandbox.stripe_lists import (
     OrderedView,
     PageRequest,
@@ -38,6 +38,11 @@ from revops_pipelines.sandbox.stripe_lists import (
 
 API_VERSION = "2026-10-28"
 SYSTEM = "billing"
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_EXTRA = "billing.idempotency"
+METADATA_KEYS_MAX = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
 _ALPHABET = string.ascii_letters + string.digits
 
 Getter = Callable[[dict[str, Any]], Any]
@@ -356,7 +361,8 @@ class BillingApp:
         self.credentials = credentials
         self._views: dict[str, OrderedView] = {}
         self._views_lock = threading.Lock()
-        self._idempotency: dict[str, tuple[str, int, bytes]] = {}
+        # The key and body fingerprint of the idempotent request being handled (under the lock).
+        self._pending_key: tuple[str, str] | None = None
 
     # -- auth
 
@@ -460,15 +466,26 @@ class BillingApp:
         fingerprint = hashlib.sha256(
             request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
         ).hexdigest()
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            raise StripeError(
+                400,
+                f"Invalid idempotency key: must be at most {IDEMPOTENCY_KEY_MAX} characters.",
+                type_="idempotency_error",
+            )
         # No await between the lookup and the store: one request per key runs the handler.
+        # The key's record is written in the same journal entry as the change it made, so it
+        # survives a restart with it (Stripe keeps keys at least 24 hours).
         with self.store.lock:
-            stored = self._idempotency.get(key)
+            stored = self.store.journal.extras.get(IDEMPOTENCY_EXTRA, {}).get(key)
             if stored is None:
-                status, payload = handler(request, form)
-                if status < 400:
-                    self._idempotency[key] = (fingerprint, status, payload)
+                self._pending_key = (key, fingerprint)
+                try:
+                    status, payload = handler(request, form)
+                finally:
+                    self._pending_key = None
                 return _json(payload, status=status, headers={"Idempotency-Key": key})
-        first_fingerprint, status, payload = stored
+        first_fingerprint, status, text = stored
+        payload = text.encode()
         if first_fingerprint != fingerprint:
             raise StripeError(
                 400,
@@ -506,10 +523,13 @@ class BillingApp:
             "metadata": {},
         }
         _apply_customer(record, form)
-        customers.put(record)
-        self.store.persist(SYSTEM, "customers")
-        self._emit("customer.created", record, previous=None)
-        return 200, encode(record)
+        body = encode(record)
+        self._commit(
+            [(SYSTEM, "customers", record), self._event("customer.created", record, previous=None)],
+            200,
+            body,
+        )
+        return 200, body
 
     def _update_customer(self, request: Request, form: dict[str, Any]) -> tuple[int, bytes]:
         _check_fields(form, CUSTOMER_FIELDS)
@@ -538,30 +558,38 @@ class BillingApp:
             updated = json.loads(json.dumps(current))
             apply(updated, form)
             previous = _previous_attributes(current, updated)
-            collection.put(updated)
-            self.store.persist(SYSTEM, name)
+            writes = [(SYSTEM, name, updated)]
             if previous:
-                self._emit(f"{event_prefix}.updated", updated, previous=previous)
-        return 200, encode(updated)
+                writes.append(self._event(f"{event_prefix}.updated", updated, previous=previous))
+            body = encode(updated)
+            self._commit(writes, 200, body)
+        return 200, body
 
-    def _emit(self, event_type: str, record: dict[str, Any], *, previous: dict | None) -> None:
+    def _event(
+        self, event_type: str, record: dict[str, Any], *, previous: dict | None
+    ) -> tuple[str, str, dict[str, Any]]:
         """Writes show up in /v1/events, which is how clients load changes incrementally."""
-        events: Collection = self.store.collection(SYSTEM, "events")
         data: dict[str, Any] = {"object": json.loads(json.dumps(record))}
         if previous is not None:
             data["previous_attributes"] = previous
-        events.put(
-            {
-                "id": _new_id("evt_"),
-                "object": "event",
-                "type": event_type,
-                "created": int(time.time()),
-                "api_version": API_VERSION,
-                "livemode": False,
-                "data": data,
-            }
-        )
-        self.store.persist(SYSTEM, "events")
+        event = {
+            "id": _new_id("evt_"),
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "api_version": API_VERSION,
+            "livemode": False,
+            "data": data,
+        }
+        return (SYSTEM, "events", event)
+
+    def _commit(self, writes: list[tuple[str, str, dict[str, Any]]], status: int, body: bytes):
+        """The records, their events and the idempotency record of the request: one entry."""
+        extras = None
+        if self._pending_key is not None:
+            key, fingerprint = self._pending_key
+            extras = {IDEMPOTENCY_EXTRA: {key: [fingerprint, status, body.decode()]}}
+        self.store.journal.commit(writes, extras=extras)
 
 
 def _missing(object_name: str, record_id: str) -> StripeError:
@@ -596,10 +624,26 @@ def _merge_metadata(record: dict[str, Any], value: Any) -> None:
     for key, item in value.items():
         if isinstance(item, dict):
             raise StripeError(400, "Invalid metadata value", param=f"metadata[{key}]")
+        if len(key) > METADATA_KEY_MAX:
+            raise StripeError(
+                400,
+                f"Metadata keys can have up to {METADATA_KEY_MAX} characters.",
+                param=f"metadata[{key}]",
+            )
+        if len(str(item)) > METADATA_VALUE_MAX:
+            raise StripeError(
+                400,
+                f"Metadata values can have up to {METADATA_VALUE_MAX} characters.",
+                param=f"metadata[{key}]",
+            )
         if item == "":
             metadata.pop(key, None)
         else:
             metadata[key] = item
+    if len(metadata) > METADATA_KEYS_MAX:
+        raise StripeError(
+            400, f"Metadata can have up to {METADATA_KEYS_MAX} keys.", param="metadata"
+        )
     record["metadata"] = metadata
 
 

@@ -50,6 +50,7 @@ ID_PREFIXES = {
 }
 DEFAULT_BATCH = 2000
 MIN_BATCH = 200
+COLLECTION_LIMIT = 200  # records per sObject Collections call
 # Fields the platform maintains; a client may not write them.
 READ_ONLY = frozenset(
     {"id", "isdeleted", "createddate", "lastmodifieddate", "systemmodstamp", "attributes"}
@@ -260,12 +261,58 @@ def _resolve_fields(object_name: str, body: Any, records: list[dict[str, Any]]) 
     return resolved
 
 
-def _save(state: _CrmState, object_name: str, record: dict[str, Any]) -> None:
+def _stamped(state: _CrmState, record: dict[str, Any]) -> dict[str, Any]:
     stamp = sf_datetime(state.now())
-    record["LastModifiedDate"] = stamp
-    record["SystemModstamp"] = stamp
-    state.store.collection("crm", object_name).put(record)
-    state.store.persist("crm", object_name)
+    return {**record, "LastModifiedDate": stamp, "SystemModstamp": stamp}
+
+
+def _save(state: _CrmState, object_name: str, record: dict[str, Any]) -> None:
+    state.store.journal.commit([("crm", object_name, _stamped(state, record))])
+
+
+def _update_collection(
+    state: _CrmState, records: list[Any]
+) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    """Per-record results and the updated records; nothing is saved here."""
+    results: list[dict[str, Any]] = []
+    changed: list[tuple[str, dict[str, Any]]] = []
+    for item in records:
+        record_id = None
+        try:
+            if not isinstance(item, dict):
+                raise _CrmFailure(400, "JSON_PARSER_ERROR", "each record must be a JSON object")
+            attributes = item.get("attributes")
+            object_type = attributes.get("type") if isinstance(attributes, dict) else None
+            if not object_type:
+                raise _CrmFailure(400, "INVALID_TYPE", "Must send a concrete entity type.")
+            object_name = _object_name(str(object_type))
+            record_id = item.get("id") or item.get("Id")
+            if not record_id:
+                raise _CrmFailure(400, "MISSING_ARGUMENT", "Id not specified in an update call")
+            collection = state.store.collection("crm", object_name)
+            current = collection.get(str(record_id))
+            if current is None or current.get("IsDeleted") is True:
+                raise _CrmFailure(404, "ENTITY_IS_DELETED", "entity is deleted or does not exist")
+            fields = {k: v for k, v in item.items() if k not in ("attributes", "id", "Id")}
+            for name, value in fields.items():
+                if isinstance(value, dict | list):
+                    raise _CrmFailure(
+                        400, "INVALID_FIELD", f"{name}: a field value must be a scalar"
+                    )
+            changes = _resolve_fields(object_name, fields, collection.records)
+            changed.append((object_name, {**current, **changes}))
+            results.append({"id": str(record_id), "success": True, "errors": []})
+        except _CrmFailure as failure:
+            results.append(
+                {
+                    "id": record_id,
+                    "success": False,
+                    "errors": [
+                        {"statusCode": failure.code, "message": failure.message, "fields": []}
+                    ],
+                }
+            )
+    return results, changed
 
 
 def _new_id(state: _CrmState, object_name: str) -> str:
@@ -463,6 +510,48 @@ def build_app(
             status_code=status,
         )
 
+    async def collections(request: Request) -> Response:
+        """sObject Collections update: up to 200 records, one result per record, in order."""
+        body = await _json_body(request)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not records:
+            raise _CrmFailure(400, "INVALID_FIELD", "records must be a non-empty list")
+        if len(records) > COLLECTION_LIMIT:
+            raise _CrmFailure(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records "
+                "into this call",
+            )
+        all_or_none = body.get("allOrNone") is True
+        with store.lock:
+            results, changed = _update_collection(state, records)
+            failed = any(not result["success"] for result in results)
+            if all_or_none and failed:
+                results = [
+                    result
+                    if not result["success"]
+                    else {
+                        "id": result["id"],
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                "message": "Record rolled back because not all records were "
+                                "valid and the request was using AllOrNone header",
+                                "fields": [],
+                            }
+                        ],
+                    }
+                    for result in results
+                ]
+            elif changed:
+                # One call, one journal entry: the records it changed are saved together.
+                store.journal.commit(
+                    [("crm", name, _stamped(state, record)) for name, record in changed]
+                )
+        return JSONResponse(results)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if status == 405:
@@ -477,6 +566,7 @@ def build_app(
         Route(f"{API}/queryAll/", rest(query), methods=["GET"]),
         Route(f"{API}/query/{{cursor}}", rest(query_more), methods=["GET"]),
         Route(f"{API}/queryAll/{{cursor}}", rest(query_more), methods=["GET"]),
+        Route(f"{API}/composite/sobjects", rest(collections), methods=["PATCH"]),
         Route(f"{API}/sobjects/{{object}}/{{record_id}}", rest(sobject), methods=["GET", "PATCH"]),
         Route(f"{API}/sobjects/{{object}}/{{field}}/{{value}}", rest(upsert), methods=["PATCH"]),
     ]

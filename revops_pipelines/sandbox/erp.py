@@ -113,9 +113,31 @@ class _ErpState:
     engine: SuiteQLEngine
     in_flight: int = 0
     counter_lock: threading.Lock = field(default_factory=threading.Lock)
+    # externalId → record ids per record type, built on first use and kept up to date by
+    # `_write` (the only writer), so an upsert finds its record without scanning the file.
+    external_ids: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    highest_ids: dict[str, int] = field(default_factory=dict)
 
     def collection(self, record_type: str):
         return self.store.collection("erp", record_type)
+
+    def external_index(self, record_type: str) -> dict[str, set[str]]:
+        index = self.external_ids.get(record_type)
+        if index is None:
+            index = {}
+            for record in self.collection(record_type).records:
+                if record.get("externalId") is not None:
+                    index.setdefault(str(record["externalId"]), set()).add(str(record.get("id")))
+            self.external_ids[record_type] = index
+        return index
+
+    def note_external(self, record_type: str, old: Mapping | None, new: Mapping) -> None:
+        index = self.external_index(record_type)
+        record_id = str(new.get("id"))
+        if old is not None and old.get("externalId") is not None:
+            index.get(str(old["externalId"]), set()).discard(record_id)
+        if new.get("externalId") is not None:
+            index.setdefault(str(new["externalId"]), set()).add(record_id)
 
 
 def _record_type(name: str) -> str:
@@ -173,21 +195,35 @@ def _self_link(base: str, record_type: str, record_id: str) -> list[dict[str, st
 
 def _new_id(state: _ErpState, record_type: str) -> str:
     """Transactions share one id space, as SuiteQL's single transaction table requires."""
-    types = TRANSACTION_TYPES if record_type in TRANSACTION_TYPES else (record_type,)
-    highest = 0
-    for name in types:
-        for key in state.collection(name).index:
-            if key.isdigit():
-                highest = max(highest, int(key))
+    space = "transaction" if record_type in TRANSACTION_TYPES else record_type
+    highest = state.highest_ids.get(space)
+    if highest is None:
+        types = TRANSACTION_TYPES if space == "transaction" else (record_type,)
+        highest = max(
+            (int(key) for name in types for key in state.collection(name).index if key.isdigit()),
+            default=0,
+        )
+    state.highest_ids[space] = highest + 1
     return str(highest + 1)
 
 
 def _find_external(state: _ErpState, record_type: str, external_id: str) -> list[dict[str, Any]]:
-    return [
-        record
-        for record in state.collection(record_type).records
-        if record.get("externalId") is not None and str(record.get("externalId")) == external_id
-    ]
+    collection = state.collection(record_type)
+    ids = sorted(state.external_index(record_type).get(external_id, ()), key=_id_order)
+    return [record for record in map(collection.get, ids) if record is not None]
+
+
+def _by_external(state: _ErpState, record_type: str, external_id: str) -> str | None:
+    """The internal id of the one record with this external id; refuses an ambiguous one."""
+    matches = _find_external(state, record_type, external_id)
+    if len(matches) > 1:
+        raise ErpFailure(
+            400,
+            "USER_ERROR",
+            f"{len(matches)} {record_type} records have externalId {external_id}: "
+            f"{', '.join(str(m.get('id')) for m in matches)}; address one by id.",
+        )
+    return str(matches[0]["id"]) if matches else None
 
 
 def _applications(payment: Mapping[str, Any], *, payment_id: str) -> dict[str, float]:
@@ -292,7 +328,19 @@ def _apply_payment(
 
 
 def _prepare_invoice(record: dict[str, Any], *, created: bool) -> None:
-    """New invoices start open with their whole total remaining, as NetSuite computes it."""
+    """New invoices start open with their whole total remaining, as NetSuite computes it.
+
+    A voided invoice has nothing remaining; a new zero-total invoice is paid in full at once.
+    """
+    status = record.get("status")
+    if isinstance(status, Mapping) and status.get("id") == "voided":
+        record["status"] = {"id": "voided", "refName": _STATUS_NAMES["voided"]}
+        if created:
+            record.setdefault("amountRemaining", 0.0)
+        else:
+            record["amountRemaining"] = 0.0
+        if not created:
+            return
     if not created:
         return
     lines = (
@@ -312,7 +360,30 @@ def _prepare_invoice(record: dict[str, Any], *, created: bool) -> None:
         record.setdefault("amountRemaining", 0.0)
         return
     record["amountRemaining"] = float(record["total"])
-    record["status"] = {"id": "open", "refName": "Open"}
+    state = "paidInFull" if record["amountRemaining"] <= 0 else "open"
+    record["status"] = {"id": state, "refName": _STATUS_NAMES[state]}
+
+
+# Body fields NetSuite types as text: an object or a list there is refused, never stored.
+_TEXT_FIELDS = frozenset(
+    {"externalId", "companyName", "email", "entityId", "tranId", "tranDate", "memo",
+     "custentity_crm_account_id", "custentity_tax_jurisdiction",
+     "custbody_billing_subscription_id"}
+)  # fmt: skip
+MAX_TEXT = 4000
+
+
+def _check_body(record_type: str, body: Mapping[str, Any]) -> None:
+    for name in _TEXT_FIELDS & body.keys():
+        value = body[name]
+        if value is not None and not isinstance(value, str | int | float):
+            raise ErpFailure(
+                400, "INVALID_FLD_VALUE", f"{record_type}.{name} must be text, not an object."
+            )
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ErpFailure(
+                400, "INVALID_FLD_VALUE", f"{record_type}.{name} is longer than {MAX_TEXT}."
+            )
 
 
 def _write(
@@ -322,10 +393,23 @@ def _write(
     record_id: str | None,
     body: dict[str, Any],
     merge: bool,
+    external_key: str | None = None,
+    upsert: bool = False,
 ) -> str:
-    """Create (record_id None) or change one record; persists it and what it touched."""
+    """Create, change or upsert one record; one journal entry holds it and what it touched.
+
+    `external_key` makes it an upsert: the record with that external id is found under the
+    same lock that writes it, so concurrent upserts of one id leave one record, all answered.
+    """
+    _check_body(record_type, body)
     collection = state.collection(record_type)
     with state.store.lock:
+        if external_key is not None:
+            record_id = _by_external(state, record_type, external_key)
+            if record_id is None and not upsert:
+                raise ErpFailure(
+                    404, "NONEXISTENT_ID", f"{record_type} eid:{external_key} does not exist."
+                )
         old = collection.get(record_id) if record_id is not None else None
         if record_id is not None and old is None:
             raise ErpFailure(404, "NONEXISTENT_ID", f"{record_type} {record_id} does not exist.")
@@ -359,13 +443,10 @@ def _write(
             touched = _apply_payment(state, old, record, payment_id=new_id, stamp=stamp)
         elif record_type == "invoice":
             _prepare_invoice(record, created=created)
-        collection.put(record)
-        state.store.persist("erp", record_type)
-        if touched:
-            invoices = state.collection("invoice")
-            for invoice in touched:
-                invoices.put(invoice)
-            state.store.persist("erp", "invoice")
+        state.store.journal.commit(
+            [("erp", record_type, record), *(("erp", "invoice", invoice) for invoice in touched)]
+        )
+        state.note_external(record_type, old, record)
         return new_id
 
 
@@ -478,20 +559,11 @@ def build_app(
         record_type = _record_type(request.path_params["type"])
         key = request.path_params["id"]
         base = base_url(request)
-        if key.startswith("eid:"):
-            external_id = key.removeprefix("eid:")
+        external_key = key.removeprefix("eid:") if key.startswith("eid:") else None
+        record_id = None if external_key is not None else key
+        if request.method == "GET" and external_key is not None:
             with store.lock:
-                matches = _find_external(state, record_type, external_id)
-            if len(matches) > 1:
-                raise ErpFailure(
-                    400,
-                    "USER_ERROR",
-                    f"{len(matches)} {record_type} records have externalId {external_id}: "
-                    f"{', '.join(str(m.get('id')) for m in matches)}; address one by id.",
-                )
-            record_id = str(matches[0]["id"]) if matches else None
-        else:
-            record_id = key
+                record_id = _by_external(state, record_type, external_key)
         if request.method == "GET":
             found = store.collection("erp", record_type).get(record_id) if record_id else None
             if found is None:
@@ -502,17 +574,22 @@ def build_app(
             )
         body = await _json_object(request)
         if request.method == "PUT":
-            if not key.startswith("eid:"):
+            if external_key is None:
                 raise ErpFailure(
                     405,
                     "INVALID_PARAMETER",
                     "PUT upserts by external id: use .../eid:<externalId>.",
                 )
-            body = {**body, "externalId": key.removeprefix("eid:")}
-        elif record_id is None:
-            raise ErpFailure(404, "NONEXISTENT_ID", f"{record_type} {key} does not exist.")
+            body = {**body, "externalId": external_key}
         new_id = await run_in_threadpool(
-            _write, state, record_type, record_id=record_id, body=body, merge=True
+            _write,
+            state,
+            record_type,
+            record_id=record_id,
+            body=body,
+            merge=True,
+            external_key=external_key,
+            upsert=request.method == "PUT",
         )
         return _no_content(base, record_type, new_id)
 

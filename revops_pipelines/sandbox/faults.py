@@ -113,6 +113,20 @@ def parse_rate_limits(items: Iterable[str]) -> dict[str, float]:
     return limits
 
 
+def parse_concurrency(items: Iterable[str]) -> dict[str, int]:
+    """`["erp=5"]` → requests a system serves at once; only the ERP enforces a limit."""
+    limits: dict[str, int] = {}
+    for item in items:
+        system, sep, number = item.partition("=")
+        system = system.strip()
+        if not sep or not number.strip().isdigit() or int(number) < 1:
+            raise FaultSpecError(f"concurrency {item!r} is not SYSTEM=N with N >= 1 (e.g. erp=5)")
+        if system != "erp":
+            raise FaultSpecError(f"concurrency {item!r}: only the erp limits concurrent requests")
+        limits[system] = int(number)
+    return limits
+
+
 class TokenBucket:
     """Allows `rate` requests a second on average with bursts up to `burst`."""
 

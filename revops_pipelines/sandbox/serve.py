@@ -27,6 +27,7 @@ from revops_pipelines.sandbox.faults import (
     FaultMiddleware,
     FaultSpec,
     FaultSpecError,
+    parse_concurrency,
     parse_faults,
     parse_rate_limits,
 )
@@ -72,15 +73,22 @@ def build_apps(
     faults: Mapping[str, FaultSpec],
     rate_limits: Mapping[str, float],
     seed: int | None,
+    concurrency: Mapping[str, int] | None = None,
 ) -> dict[str, FaultMiddleware]:
-    """Each system's app wrapped in its fault layer; seeds differ per system but stay fixed."""
+    """Each system's app wrapped in its fault layer; seeds differ per system but stay fixed.
+
+    `concurrency` caps requests in flight per system (the ERP answers 429 above it).
+    """
     modules: dict[str, ModuleType] = {"crm": crm, "billing": billing, "erp": erp}
     apps: dict[str, FaultMiddleware] = {}
     for number, system in enumerate(SYSTEMS):
         spec = faults.get(system, FaultSpec())
         module = modules[system]
+        options = {}
+        if concurrency and system in concurrency:
+            options["max_concurrency"] = int(concurrency[system])
         apps[system] = FaultMiddleware(
-            module.build_app(store, credentials=credentials, faults=spec),
+            module.build_app(store, credentials=credentials, faults=spec, **options),
             system_errors=module.ERRORS,
             rate_limit=rate_limits.get(system),
             faults=spec,
@@ -207,6 +215,7 @@ def running_sandbox(
     faults: str | FaultSpec | Mapping[str, FaultSpec] | None = None,
     credentials: Credentials | None = None,
     seed: int | None = None,
+    concurrency: Mapping[str, int] | None = None,
 ) -> Iterator[SandboxUrls]:
     """Serve `state_dir` for the duration of a `with` block; yields the three base URLs.
 
@@ -220,6 +229,7 @@ def running_sandbox(
         faults=_coerce_faults(faults),
         rate_limits=_coerce_rate_limits(rate_limits),
         seed=seed,
+        concurrency=concurrency,
     )
     server = SandboxServer(apps, host=host, ports=ports)
     urls = server.start()
@@ -227,6 +237,8 @@ def running_sandbox(
         yield urls
     finally:
         server.stop()
+        with store.lock:
+            store.journal.compact()
 
 
 def serve_forever(
@@ -237,6 +249,7 @@ def serve_forever(
     rate_limits: list[str],
     faults: str | None,
     credentials: Credentials,
+    concurrency: list[str] | None = None,
 ) -> None:
     """`revops sandbox serve`: print `crm=`, `billing=`, `erp=` URLs, serve until interrupted.
 
@@ -250,6 +263,7 @@ def serve_forever(
             faults=parse_faults(faults),
             rate_limits=parse_rate_limits(rate_limits),
             seed=None,
+            concurrency=parse_concurrency(concurrency or []),
         )
         server = SandboxServer(apps, host=host, ports=ports)
     except StateFileError as error:
@@ -276,5 +290,7 @@ def serve_forever(
                 break
     finally:
         server.stop()
+        with store.lock:
+            store.journal.compact()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -19,6 +19,8 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from revops_pipelines.sandbox.journal import Journal
+
 FILES: dict[str, tuple[str, ...]] = {
     "crm": ("Account", "Opportunity", "OpportunityLineItem", "Product2", "Contract"),
     "billing": (
@@ -158,13 +160,14 @@ def _as_of(manifest: dict[str, Any], *, path: Path) -> datetime | None:
 
 
 class StateStore:
-    """All collections of a state directory; writers hold `lock` and call `persist`."""
+    """All collections of a state directory; writers hold `lock` and call `journal.commit`."""
 
     def __init__(self, state_dir: Path, *, as_of: datetime | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.as_of = as_of
         self.lock = threading.RLock()
         self._collections: dict[tuple[str, str], Collection] = {}
+        self.journal = Journal(self)
 
     @classmethod
     def load(cls, state_dir: Path) -> StateStore:
@@ -188,6 +191,7 @@ class StateStore:
         gc.disable()
         try:
             store._load_files()
+            store.journal = Journal.attach(store)
         finally:
             if collecting:
                 gc.enable()
@@ -237,6 +241,8 @@ class StateStore:
             try:
                 with os.fdopen(handle, "wb") as temp:
                     temp.write(body)
+                    temp.flush()
+                    os.fsync(temp.fileno())
                 os.replace(temp_name, path)
             except BaseException:
                 Path(temp_name).unlink(missing_ok=True)

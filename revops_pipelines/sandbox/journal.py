@@ -1,0 +1,136 @@
+"""The sandbox's write journal: every API write is one fsynced line before it is answered.
+
+A write that touches several state files (a payment and the invoice it pays, a customer
+and its `customer.created` event) is one journal line, so a crash keeps all of it or none
+of it; a line cut short by `kill -9` was never acknowledged and is ignored. The state files
+are brought up to date by compaction, on shutdown or when the journal grows large; loading
+replays the journal over the files, so readers always see every acknowledged write.
+
+Besides records, a line may carry extras: small keyed maps a system keeps across restarts
+(the billing API's idempotency records). Compaction keeps them in the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+JOURNAL_NAME = "journal.jsonl"
+COMPACT_BYTES = 64 * 1024 * 1024
+
+Write = tuple[str, str, dict[str, Any]]  # (system, state file name, whole record)
+
+
+class _Store(Protocol):
+    state_dir: Path
+
+    def collection(self, system: str, name: str) -> Any: ...
+
+    def persist(self, system: str, name: str) -> None: ...
+
+
+def _fsync_dir(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _line(writes: Iterable[Write], extras: dict[str, dict[str, Any]] | None) -> bytes:
+    entry: dict[str, Any] = {"w": [list(write) for write in writes]}
+    if extras:
+        entry["x"] = extras
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+class Journal:
+    """Appends, replays and compacts `journal.jsonl` of one state directory.
+
+    Callers hold the store's lock around `commit` so lines and memory change in one order.
+    """
+
+    def __init__(self, store: _Store, *, compact_bytes: int = COMPACT_BYTES) -> None:
+        self.store = store
+        self.path = Path(store.state_dir) / JOURNAL_NAME
+        self.compact_bytes = compact_bytes
+        self.extras: dict[str, dict[str, Any]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._handle: Any = None
+        self._size = 0
+
+    @classmethod
+    def attach(cls, store: _Store) -> Journal:
+        """The journal of `store`'s directory, replayed into the store."""
+        journal = cls(store)
+        journal._replay()
+        return journal
+
+    def _replay(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        self._size = len(data)
+        for raw in data.split(b"\n")[:-1]:  # the part after the last newline was never acked
+            if not raw.strip():
+                continue
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            self._apply(entry)
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        for system, name, record in entry.get("w", ()):
+            self.store.collection(system, name).put(record)
+            self._dirty.add((system, name))
+        for extra, values in (entry.get("x") or {}).items():
+            self.extras.setdefault(extra, {}).update(values)
+
+    def commit(
+        self, writes: list[Write], *, extras: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Make one API write durable (fsync), then visible in memory; all of it or none."""
+        line = _line(writes, extras)
+        if self._handle is None:
+            self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open between writes
+        self._handle.write(line)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._size += len(line)
+        self._apply({"w": writes, "x": extras})
+        if self._size > self.compact_bytes:
+            self.compact()
+
+    def compact(self) -> None:
+        """Write the changed collections into their state files, then start a new journal."""
+        for system, name in sorted(self._dirty):
+            self.store.persist(system, name)
+        for system in {system for system, _ in self._dirty}:
+            _fsync_dir(Path(self.store.state_dir) / system)
+        self._dirty.clear()
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        body = _line((), self.extras) if self.extras else b""
+        handle, temp = tempfile.mkstemp(prefix=".journal.", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(body)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+        self._size = len(body)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
