@@ -54,6 +54,33 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(run=_run_serve)
 
 
+def _add_webhooks(commands: argparse._SubParsersAction) -> None:
+    webhooks = commands.add_parser("webhooks", help="the webhook receiver (landing zone)")
+    webhooks_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = webhooks_commands.add_parser(
+        "serve", help="receive signed webhooks and land each event once as a file"
+    )
+    serve.add_argument("--landing-dir", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.set_defaults(run=_run_webhooks_serve)
+
+
+def _run_webhooks_serve(args: argparse.Namespace) -> int:
+    from revops_pipelines.landing_zone.serve import serve_forever
+    from revops_pipelines.settings import Settings
+
+    settings = Settings.from_env()
+    serve_forever(
+        args.landing_dir,
+        secrets=settings.webhook_secrets(),
+        host=args.host,
+        port=args.port,
+        body_limit=settings.webhook_body_limit,
+    )
+    return 0
+
+
 def _run_generate(args: argparse.Namespace) -> int:
     from revops_pipelines.sandbox.generate import generate_state
 
@@ -197,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox(commands)
     _add_ledger(commands)
     _add_exceptions(commands)
+    _add_webhooks(commands)
     return parser
 
 

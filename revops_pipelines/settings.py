@@ -41,6 +41,13 @@ class Settings:
     crm_client_secret: str = "sandbox-secret"
     billing_api_key: str = "sk_test_revops_sandbox"
     erp_token: str = "erp-sandbox-token"
+    # Webhook signing secrets: Stripe's `whsec_...` is the HMAC key as written; the
+    # Standard Webhooks ones are `whsec_<base64 of the key>`.
+    billing_webhook_secret: str = "whsec_revops_sandbox_billing"
+    crm_webhook_secret: str = "whsec_cmV2b3BzLXNhbmRib3gtY3JtLXdlYmhvb2tzLWtleSE="
+    erp_webhook_secret: str = "whsec_cmV2b3BzLXNhbmRib3gtZXJwLXdlYmhvb2tzLWtleSE="
+    webhook_body_limit: int = 1024 * 1024
+    landing_sensor_interval_s: int = 30
 
     crm_rate_limit: float = 50.0
     billing_rate_limit: float = 100.0
@@ -54,6 +61,14 @@ class Settings:
     # The moment the data describes (a date, `YYYY-MM-DD`); "now" is the end of that day.
     # Empty means the current time. The demo sets it from the sandbox manifest.
     as_of: str = ""
+
+    def webhook_secrets(self) -> dict[str, str]:
+        """The signing secret of each webhook source, by source name."""
+        return {
+            "billing": self.billing_webhook_secret,
+            "crm": self.crm_webhook_secret,
+            "erp": self.erp_webhook_secret,
+        }
 
     def tolerance_for(self, currency: str) -> int:
         return self.tolerance_minor.get(currency.upper(), 0)
@@ -80,6 +95,13 @@ class Settings:
             crm_client_secret=get("CRM_CLIENT_SECRET", cls.crm_client_secret),
             billing_api_key=get("BILLING_API_KEY", cls.billing_api_key),
             erp_token=get("ERP_TOKEN", cls.erp_token),
+            billing_webhook_secret=get("BILLING_WEBHOOK_SECRET", cls.billing_webhook_secret),
+            crm_webhook_secret=get("CRM_WEBHOOK_SECRET", cls.crm_webhook_secret),
+            erp_webhook_secret=get("ERP_WEBHOOK_SECRET", cls.erp_webhook_secret),
+            webhook_body_limit=int(get("WEBHOOK_BODY_LIMIT", str(cls.webhook_body_limit))),
+            landing_sensor_interval_s=int(
+                get("LANDING_SENSOR_INTERVAL_S", str(cls.landing_sensor_interval_s))
+            ),
             crm_rate_limit=float(get("CRM_RATE_LIMIT", str(cls.crm_rate_limit))),
             billing_rate_limit=float(get("BILLING_RATE_LIMIT", str(cls.billing_rate_limit))),
             erp_rate_limit=float(get("ERP_RATE_LIMIT", str(cls.erp_rate_limit))),
