@@ -1,4 +1,4 @@
-"""The webhook receiver over real HTTP: each accept and refuse case, the landing dir checked after."""
+"""The webhook receiver over real HTTP: each accept and refusal, the landing dir checked after."""
 
 from __future__ import annotations
 
