@@ -51,7 +51,24 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--crm-client-secret", help="accept only this CRM client secret")
     serve.add_argument("--billing-key", help="accept only this billing secret key")
     serve.add_argument("--erp-token", help="accept only this ERP bearer token")
+    serve.add_argument(
+        "--deliver-to",
+        metavar="URL",
+        help="deliver every change as a signed webhook to URL/webhooks/<source>",
+    )
+    for source in ("billing", "crm", "erp"):
+        serve.add_argument(
+            f"--{source}-webhook-secret",
+            help=f"signing secret (default: REVOPS_{source.upper()}_WEBHOOK_SECRET or the demo's)",
+        )
     serve.set_defaults(run=_run_serve)
+
+    change = sandbox_commands.add_parser(
+        "change", help="make a scripted change, through the running sandbox if one serves DIR"
+    )
+    change.add_argument("--state", type=Path, required=True)
+    change.add_argument("name", help="win-opportunity, new-invoice, pay-invoice, drift-erp-invoice")
+    change.set_defaults(run=_run_change)
 
 
 def _add_webhooks(commands: argparse._SubParsersAction) -> None:
@@ -97,8 +114,16 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from revops_pipelines.sandbox.serve import Credentials, serve_forever
+    from revops_pipelines.sandbox.serve import Credentials, WebhookSecrets, serve_forever
+    from revops_pipelines.settings import Settings
 
+    defaults = Settings.from_env().webhook_secrets()
+    secrets = WebhookSecrets(
+        **{
+            source: getattr(args, f"{source}_webhook_secret") or defaults[source]
+            for source in ("billing", "crm", "erp")
+        }
+    )
     serve_forever(
         args.state,
         host=args.host,
@@ -112,7 +137,23 @@ def _run_serve(args: argparse.Namespace) -> int:
             billing_key=args.billing_key,
             erp_token=args.erp_token,
         ),
+        deliver_to=args.deliver_to,
+        webhook_secrets=secrets,
     )
+    return 0
+
+
+def _run_change(args: argparse.Namespace) -> int:
+    from revops_pipelines.sandbox.changes import ChangeError
+    from revops_pipelines.sandbox.serve import request_change
+
+    try:
+        touched = request_change(args.state, args.name)
+    except (KeyError, ChangeError) as error:
+        print(f"revops sandbox change: {error.args[0]}", file=sys.stderr)
+        return 2
+    for record in touched:
+        print(f"{record['system']} {record['object']} {record['id']}")
     return 0
 
 

@@ -568,20 +568,7 @@ class BillingApp:
     def _event(
         self, event_type: str, record: dict[str, Any], *, previous: dict | None
     ) -> tuple[str, str, dict[str, Any]]:
-        """Writes show up in /v1/events, which is how clients load changes incrementally."""
-        data: dict[str, Any] = {"object": json.loads(json.dumps(record))}
-        if previous is not None:
-            data["previous_attributes"] = previous
-        event = {
-            "id": _new_id("evt_"),
-            "object": "event",
-            "type": event_type,
-            "created": int(time.time()),
-            "api_version": API_VERSION,
-            "livemode": False,
-            "data": data,
-        }
-        return (SYSTEM, "events", event)
+        return event_write(event_type, record, previous=previous)
 
     def _commit(self, writes: list[tuple[str, str, dict[str, Any]]], status: int, body: bytes):
         """The records, their events and the idempotency record of the request: one entry."""
@@ -590,6 +577,25 @@ class BillingApp:
             key, fingerprint = self._pending_key
             extras = {IDEMPOTENCY_EXTRA: {key: [fingerprint, status, body.decode()]}}
         self.store.journal.commit(writes, extras=extras)
+
+
+def event_write(
+    event_type: str, record: dict[str, Any], *, previous: dict | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """Writes show up in /v1/events, which is how clients load changes incrementally."""
+    data: dict[str, Any] = {"object": json.loads(json.dumps(record))}
+    if previous is not None:
+        data["previous_attributes"] = previous
+    event = {
+        "id": _new_id("evt_"),
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "api_version": API_VERSION,
+        "livemode": False,
+        "data": data,
+    }
+    return (SYSTEM, "events", event)
 
 
 def _missing(object_name: str, record_id: str) -> StripeError:

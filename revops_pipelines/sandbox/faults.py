@@ -1,4 +1,4 @@
-"""Faults the sandbox injects: rate limits, server errors, latency, lost replies.
+"""Faults the sandbox injects: rate limits, server errors, latency, lost replies, webhook mishaps.
 
 One ASGI middleware serves the three systems; each system supplies its own error
 bodies through `SystemErrors`, so a client sees the failure the real system would send.
@@ -53,14 +53,27 @@ class FaultSpec:
     latency_ms: float = 0.0
     token_ttl_s: float | None = None
     lost_reply_rate: float = 0.0
+    # Outbound webhooks: a share never sent, sent twice, held back so later ones pass it,
+    # and a delay before every delivery.
+    webhook_drop_rate: float = 0.0
+    webhook_duplicate_rate: float = 0.0
+    webhook_reorder_rate: float = 0.0
+    webhook_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "lost_reply_rate"):
+        for name in (
+            "error_rate",
+            "lost_reply_rate",
+            "webhook_drop_rate",
+            "webhook_duplicate_rate",
+            "webhook_reorder_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise FaultSpecError(f"{name} must be between 0 and 1, got {value}")
-        if self.latency_ms < 0:
-            raise FaultSpecError(f"latency_ms must not be negative, got {self.latency_ms}")
+        for name in ("latency_ms", "webhook_delay_ms"):
+            if getattr(self, name) < 0:
+                raise FaultSpecError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.token_ttl_s is not None and self.token_ttl_s <= 0:
             raise FaultSpecError(f"token_ttl_s must be positive, got {self.token_ttl_s}")
 

@@ -2,12 +2,16 @@
 
 All three uvicorn servers share one event loop on a background thread; the sockets
 are bound before the loop starts, so port 0 gives a free port whose URL is known at once.
+Each server also answers `/_sandbox/...` (scripted changes, webhook delivery counts)
+outside the fault layer, and with `deliver_to` every write is delivered as a webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import os
 import signal
 import socket
 import sys
@@ -15,13 +19,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from revops_pipelines.sandbox import billing, crm, erp
+from revops_pipelines.sandbox.changes import ChangeError, apply_change
 from revops_pipelines.sandbox.faults import (
     SYSTEMS,
     FaultMiddleware,
@@ -32,10 +42,23 @@ from revops_pipelines.sandbox.faults import (
     parse_rate_limits,
 )
 from revops_pipelines.sandbox.state import Credentials, StateFileError, StateStore
+from revops_pipelines.sandbox.webhooks import Deliverer, WebhookSecrets
 
-__all__ = ["Credentials", "SandboxUrls", "running_sandbox", "serve_forever", "SandboxServer"]
+__all__ = [
+    "Credentials",
+    "SandboxUrls",
+    "WebhookSecrets",
+    "running_sandbox",
+    "serve_forever",
+    "SandboxServer",
+    "request_change",
+]
 
 START_TIMEOUT_S = 10.0
+ADMIN_PREFIX = "/_sandbox/"
+# Written into the state directory while it is served, so `revops sandbox change --state DIR`
+# asks the running server instead of editing files under its feet.
+SERVING_FILE = ".serving.json"
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,7 @@ class SandboxUrls:
     crm: str
     billing: str
     erp: str
+    deliverer: Deliverer | None = field(default=None, compare=False, repr=False)
 
     def for_system(self, system: str) -> str:
         return getattr(self, system)
@@ -66,6 +90,44 @@ def _coerce_rate_limits(rate_limits: Iterable[str] | Mapping[str, float]) -> dic
     return parse_rate_limits(rate_limits)
 
 
+def _admin_app(store: StateStore, deliverer: Deliverer | None) -> Starlette:
+    async def change(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            touched = apply_change(store, name)
+        except KeyError as error:
+            return JSONResponse({"error": str(error.args[0])}, status_code=404)
+        except ChangeError as error:
+            return JSONResponse({"error": str(error)}, status_code=409)
+        return JSONResponse({"change": name, "touched": touched})
+
+    async def webhooks(request: Request) -> Response:
+        if deliverer is None:
+            return JSONResponse({"delivering": False})
+        return JSONResponse({"delivering": True, **deliverer.stats, "url": deliverer.url})
+
+    return Starlette(
+        routes=[
+            Route(f"{ADMIN_PREFIX}changes/{{name}}", change, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}webhooks", webhooks, methods=["GET"]),
+        ]
+    )
+
+
+class _WithAdmin:
+    """Sends `/_sandbox/...` to the admin app, around the fault layer; the rest to the system."""
+
+    def __init__(self, app: FaultMiddleware, admin: Starlette) -> None:
+        self.app = app
+        self.admin = admin
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(ADMIN_PREFIX):
+            await self.admin(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def build_apps(
     store: StateStore,
     *,
@@ -74,27 +136,48 @@ def build_apps(
     rate_limits: Mapping[str, float],
     seed: int | None,
     concurrency: Mapping[str, int] | None = None,
-) -> dict[str, FaultMiddleware]:
+    deliverer: Deliverer | None = None,
+) -> dict[str, _WithAdmin]:
     """Each system's app wrapped in its fault layer; seeds differ per system but stay fixed.
 
     `concurrency` caps requests in flight per system (the ERP answers 429 above it).
     """
     modules: dict[str, ModuleType] = {"crm": crm, "billing": billing, "erp": erp}
-    apps: dict[str, FaultMiddleware] = {}
+    admin = _admin_app(store, deliverer)
+    apps: dict[str, _WithAdmin] = {}
     for number, system in enumerate(SYSTEMS):
         spec = faults.get(system, FaultSpec())
         module = modules[system]
         options = {}
         if concurrency and system in concurrency:
             options["max_concurrency"] = int(concurrency[system])
-        apps[system] = FaultMiddleware(
+        faulty = FaultMiddleware(
             module.build_app(store, credentials=credentials, faults=spec, **options),
             system_errors=module.ERRORS,
             rate_limit=rate_limits.get(system),
             faults=spec,
             seed=None if seed is None else seed * 3 + number,
         )
+        apps[system] = _WithAdmin(faulty, admin)
     return apps
+
+
+def _deliverer(
+    store: StateStore,
+    deliver_to: str | None,
+    *,
+    webhook_secrets: WebhookSecrets | None,
+    faults: Mapping[str, FaultSpec],
+    seed: int | None,
+) -> Deliverer | None:
+    """A started deliverer listening to every write of `store`, when asked to deliver."""
+    if not deliver_to:
+        return None
+    if webhook_secrets is None:
+        raise ValueError("delivering webhooks needs the three webhook secrets")
+    deliverer = Deliverer(deliver_to, secrets=webhook_secrets, faults=faults, seed=seed).start()
+    store.listeners.append(deliverer.listen)
+    return deliverer
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -133,7 +216,7 @@ class SandboxServer:
 
     def __init__(
         self,
-        apps: Mapping[str, FaultMiddleware],
+        apps: Mapping[str, _WithAdmin],
         *,
         host: str = "127.0.0.1",
         ports: Mapping[str, int] | None = None,
@@ -216,29 +299,41 @@ def running_sandbox(
     credentials: Credentials | None = None,
     seed: int | None = None,
     concurrency: Mapping[str, int] | None = None,
+    deliver_to: str | None = None,
+    webhook_secrets: WebhookSecrets | None = None,
 ) -> Iterator[SandboxUrls]:
     """Serve `state_dir` for the duration of a `with` block; yields the three base URLs.
 
     `rate_limits` takes `["billing=100/s"]` or `{"billing": 100.0}`; `faults` takes the
-    `--faults` string, one FaultSpec for all systems, or one per system.
+    `--faults` string, one FaultSpec for all systems, or one per system. With `deliver_to`
+    (a receiver's base URL) every write is delivered there; `urls.deliverer` tells when.
     """
     store = StateStore.load(Path(state_dir))
-    apps = build_apps(
-        store,
-        credentials=credentials or Credentials(),
-        faults=_coerce_faults(faults),
-        rate_limits=_coerce_rate_limits(rate_limits),
-        seed=seed,
-        concurrency=concurrency,
+    spec = _coerce_faults(faults)
+    deliverer = _deliverer(
+        store, deliver_to, webhook_secrets=webhook_secrets, faults=spec, seed=seed
     )
-    server = SandboxServer(apps, host=host, ports=ports)
-    urls = server.start()
     try:
-        yield urls
+        apps = build_apps(
+            store,
+            credentials=credentials or Credentials(),
+            faults=spec,
+            rate_limits=_coerce_rate_limits(rate_limits),
+            seed=seed,
+            concurrency=concurrency,
+            deliverer=deliverer,
+        )
+        server = SandboxServer(apps, host=host, ports=ports)
+        urls = server.start()
+        try:
+            yield SandboxUrls(urls.crm, urls.billing, urls.erp, deliverer=deliverer)
+        finally:
+            server.stop()
+            with store.lock:
+                store.journal.compact()
     finally:
-        server.stop()
-        with store.lock:
-            store.journal.compact()
+        if deliverer is not None:
+            deliverer.stop()
 
 
 def serve_forever(
@@ -250,6 +345,8 @@ def serve_forever(
     faults: str | None,
     credentials: Credentials,
     concurrency: list[str] | None = None,
+    deliver_to: str | None = None,
+    webhook_secrets: WebhookSecrets | None = None,
 ) -> None:
     """`revops sandbox serve`: print `crm=`, `billing=`, `erp=` URLs, serve until interrupted.
 
@@ -257,40 +354,84 @@ def serve_forever(
     """
     try:
         store = StateStore.load(Path(state_dir))
-        apps = build_apps(
-            store,
-            credentials=credentials,
-            faults=parse_faults(faults),
-            rate_limits=parse_rate_limits(rate_limits),
-            seed=None,
-            concurrency=parse_concurrency(concurrency or []),
-        )
-        server = SandboxServer(apps, host=host, ports=ports)
+        spec = parse_faults(faults)
+        limits = parse_rate_limits(rate_limits)
+        in_flight = parse_concurrency(concurrency or [])
     except StateFileError as error:
         print(f"revops sandbox serve: bad state file {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    except (FaultSpecError, OSError) as error:
+    except FaultSpecError as error:
         print(f"revops sandbox serve: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-
-    # The loaded state lives as long as the process: keep the cyclic collector off it.
-    gc.freeze()
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deliverer = _deliverer(
+        store, deliver_to, webhook_secrets=webhook_secrets, faults=spec, seed=None
+    )
+    serving = Path(state_dir) / SERVING_FILE
     try:
-        urls = server.start()
-        for system in SYSTEMS:
-            print(f"{system}={urls.for_system(system)}", flush=True)
-        while not stop.wait(0.5):
-            if not server.alive:
-                break
+        apps = build_apps(
+            store,
+            credentials=credentials,
+            faults=spec,
+            rate_limits=limits,
+            seed=None,
+            concurrency=in_flight,
+            deliverer=deliverer,
+        )
+        try:
+            server = SandboxServer(apps, host=host, ports=ports)
+        except OSError as error:
+            print(f"revops sandbox serve: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+        # The loaded state lives as long as the process: keep the cyclic collector off it.
+        gc.freeze()
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: object) -> None:
+            stop.set()
+
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            urls = server.start()
+            serving.write_text(json.dumps({"pid": os.getpid(), "admin": urls.billing}))
+            for system in SYSTEMS:
+                print(f"{system}={urls.for_system(system)}", flush=True)
+            while not stop.wait(0.5):
+                if not server.alive:
+                    break
+        finally:
+            serving.unlink(missing_ok=True)
+            server.stop()
+            with store.lock:
+                store.journal.compact()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
-        server.stop()
-        with store.lock:
-            store.journal.compact()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if deliverer is not None:
+            deliverer.stop()
+
+
+def request_change(state_dir: Path, name: str) -> list[dict[str, str]]:
+    """Run a scripted change: through the server serving `state_dir`, else on its files."""
+    serving = Path(state_dir) / SERVING_FILE
+    if serving.exists():
+        admin = json.loads(serving.read_text())["admin"]
+        try:
+            response = httpx.post(f"{admin}{ADMIN_PREFIX}changes/{name}", timeout=30)
+        except httpx.ConnectError:
+            pass  # the server that wrote the file is gone: the files are free to edit
+        else:
+            body = response.json()
+            if response.status_code == 404:
+                raise KeyError(body["error"])
+            if response.status_code == 409:
+                raise ChangeError(body["error"])
+            response.raise_for_status()
+            return body["touched"]
+    store = StateStore.load(Path(state_dir))
+    touched = apply_change(store, name)
+    with store.lock:
+        store.journal.compact()
+    return touched

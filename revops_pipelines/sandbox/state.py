@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -65,10 +65,17 @@ class StateFileError(Exception):
         super().__init__(f"{self.path}:{line}: {reason}")
 
 
+# Called with (collection, record, created) after every write; loading calls nothing.
+Listener = Callable[["Collection", dict[str, Any], bool], None]
+
+
 class Collection:
     """The records of one state file, in file order, with an index by id."""
 
-    def __init__(self, *, system: str, name: str, id_field: str) -> None:
+    def __init__(
+        self, *, system: str, name: str, id_field: str, listeners: list[Listener] | None = None
+    ) -> None:
+        self.listeners = listeners if listeners is not None else []
         self.system = system
         self.name = name
         self.id_field = id_field
@@ -99,12 +106,15 @@ class Collection:
         self.raw.pop(key, None)
         position = self._positions.get(key)
         self.index[key] = record
-        if position is None:
+        created = position is None
+        if created:
             self._positions[key] = len(self.records)
             self.records.append(record)
-            return True
-        self.records[position] = record
-        return False
+        else:
+            self.records[position] = record
+        for listener in self.listeners:
+            listener(self, record, created)
+        return created
 
     def _load(self, path: Path) -> None:
         id_field = self.id_field
@@ -168,6 +178,8 @@ class StateStore:
         self.lock = threading.RLock()
         self._collections: dict[tuple[str, str], Collection] = {}
         self.journal = Journal(self)
+        # Shared by every collection: told of each write, e.g. to deliver webhooks.
+        self.listeners: list[Listener] = []
 
     @classmethod
     def load(cls, state_dir: Path) -> StateStore:
@@ -200,7 +212,9 @@ class StateStore:
     def _load_files(self) -> None:
         for system, names in FILES.items():
             for name in names:
-                collection = Collection(system=system, name=name, id_field=ID_FIELD[system])
+                collection = Collection(
+                    system=system, name=name, id_field=ID_FIELD[system], listeners=self.listeners
+                )
                 path = self.path(system, name)
                 if path.exists():
                     collection._load(path)
