@@ -351,7 +351,6 @@ class BillingClient(BaseClient):
 
     def read(self, spec: StreamSpec, *, cursor: dict[str, Any] | None) -> Iterator[Page]:
         """A full list when there is no cursor, else the records named by newer events."""
-        object_type = spec.options.get("object")
         params = dict(spec.options.get("params") or {})
         if not cursor:
             # Events before the list starts are already reflected in it.
@@ -363,15 +362,19 @@ class BillingClient(BaseClient):
         events = sorted(
             self._events_since(cursor, stream=spec.name), key=lambda e: int(e.get("created") or 0)
         )
+        yield from self.fetch_notified(spec, events)
+        yield Page([], cursor=self._event_cursor(events, cursor))
+
+    def fetch_notified(self, spec: StreamSpec, events: list[dict[str, Any]]) -> Iterator[Page]:
+        """The current state of every record of this stream the events name, once each."""
         latest: dict[str, dict[str, Any]] = {}
-        for event in events:
+        for event in sorted(events, key=lambda e: int(e.get("created") or 0)):
             obj = (event.get("data") or {}).get("object") or {}
-            if obj.get("object") == object_type and obj.get("id"):
+            if obj.get("object") == spec.options.get("object") and obj.get("id"):
                 latest[obj["id"]] = event
         changes = self._refetch(spec, latest)
         for start in range(0, len(changes), 500):
             yield Page(changes[start : start + 500])
-        yield Page([], cursor=self._event_cursor(events, cursor))
 
     def _refetch(self, spec: StreamSpec, latest: dict[str, dict[str, Any]]) -> list[Change]:
         """An event says what changed; the API says what it is now."""

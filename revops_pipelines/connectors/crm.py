@@ -98,6 +98,13 @@ STREAMS: dict[str, StreamSpec] = {
 # `attributes` comes with every record without being selected.
 RECORD_EXTRAS = ("attributes",)
 
+# Ids per `WHERE Id IN (...)` query, well under SOQL's 100,000-character limit.
+ID_CHUNK = 200
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
 
 def parse_sf_datetime(value: str) -> datetime:
     """`2025-01-02T03:04:05.000+0000` (also `Z` and `+00:00` forms) as an aware datetime."""
@@ -265,3 +272,20 @@ class CrmClient(BaseClient):
             if since is not None:
                 next_since = max(next_since, since)
         yield Page([], cursor={"since": soql_datetime(next_since) if next_since else None})
+
+    def fetch_notified(self, spec: StreamSpec, ids: list[str]) -> Iterator[Page]:
+        """The current state of the named records, deleted ones included (fetch-on-notify)."""
+        for start in range(0, len(ids), ID_CHUNK):
+            members = ", ".join(_quote(i) for i in ids[start : start + ID_CHUNK])
+            soql = f"SELECT {', '.join(spec.fields)} FROM {spec.source} WHERE Id IN ({members})"
+            for records, _ in self.query_pages(soql, stream=spec.name):
+                yield Page(
+                    [
+                        Change(
+                            r,
+                            deleted=r.get("IsDeleted") is True,
+                            cursor_value=r.get(spec.cursor) or None,
+                        )
+                        for r in records
+                    ]
+                )

@@ -268,6 +268,34 @@ class ErpClient(BaseClient):
             newest = max(newest, previous)
         return _iso(newest)
 
+    def fetch_notified(self, spec: StreamSpec, ids: list[str]) -> Iterator[Page]:
+        """The current state of the named records; for a child stream, ids are its parents'."""
+        if "parent_fields" in spec.options:
+            yield from self._children_of(spec, ids)
+            return
+        kind = [f"type = {_quote(spec.options['type'])}"] if "type" in spec.options else []
+        for start in range(0, len(ids), PARENT_CHUNK):
+            members = ", ".join(_quote(i) for i in ids[start : start + PARENT_CHUNK])
+            where = [*kind, f"id IN ({members})"]
+            for items, _ in self.query_windows(spec.source, where, stream=spec.name):
+                yield Page(
+                    [
+                        Change(i, cursor_value=i.get(spec.cursor) if spec.cursor else None)
+                        for i in items
+                    ]
+                )
+
+    def _children_of(self, spec: StreamSpec, parents: list[str]) -> Iterator[Page]:
+        """Child rows of the parents, replacing the stored children of each parent chunk."""
+        fields = spec.options["parent_fields"]
+        for start in range(0, len(parents), PARENT_CHUNK):
+            chunk = parents[start : start + PARENT_CHUNK]
+            members = ", ".join(_quote(p) for p in chunk)
+            condition = " OR ".join(f"{f} IN ({members})" for f in fields)
+            query = f"SELECT * FROM {spec.source} WHERE {condition} ORDER BY id"
+            rows = [r for page in self.query_offsets(query, stream=spec.name) for r in page]
+            yield Page([Change(r) for r in rows], replaces=(tuple(fields), chunk))
+
     def _read_children(self, spec: StreamSpec, *, cursor: dict[str, Any] | None) -> Iterator[Page]:
         since = (cursor or {}).get("since")
         where = [f"lastmodifieddate > {_quote(since)}"] if since else []
@@ -282,12 +310,5 @@ class ErpClient(BaseClient):
                 moment = _parse_iso(str(item.get("lastmodifieddate") or ""))
                 if moment and (newest is None or moment > newest):
                     newest = moment
-        fields = spec.options["parent_fields"]
-        for start in range(0, len(parents), PARENT_CHUNK):
-            chunk = parents[start : start + PARENT_CHUNK]
-            members = ", ".join(_quote(p) for p in chunk)
-            condition = " OR ".join(f"{f} IN ({members})" for f in fields)
-            query = f"SELECT * FROM {spec.source} WHERE {condition} ORDER BY id"
-            rows = [r for page in self.query_offsets(query, stream=spec.name) for r in page]
-            yield Page([Change(r) for r in rows], replaces=(tuple(fields), chunk))
+        yield from self._children_of(spec, parents)
         yield Page([], cursor={"since": self._next_since(since, newest, now)})

@@ -5,8 +5,10 @@ from typing import Any
 import dagster as dg
 
 from revops_pipelines.connectors.base import StreamSpec
+from revops_pipelines.landing_zone.notices import read_notice
 from revops_pipelines.raw import store
 from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_stream, stream_key
+from revops_pipelines.raw.refresh import notified_for
 
 FULL_REFRESH_TAG = "revops/full_refresh"
 QUARANTINE_CHECK = "quarantine_empty"
@@ -14,6 +16,9 @@ QUARANTINE_CHECK = "quarantine_empty"
 
 class ExtractConfig(dg.Config):
     full_refresh: bool = False
+    # Landed webhook files naming records of this stream: only those are fetched, as they are
+    # now, and the stream's cursor stays (set by the landing-zone sensor).
+    notified_files: list[str] = []
 
 
 def _metadata(stats: StreamStats) -> dict[str, Any]:
@@ -77,11 +82,20 @@ def _build(system: str, spec: StreamSpec) -> dg.AssetsDefinition:
     )
     def _extract(context: dg.AssetExecutionContext, config: ExtractConfig) -> dg.MaterializeResult:
         full = config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true"
+        notified = None
+        if config.notified_files:
+            notices = [read_notice(path, system) for path in config.notified_files]
+            notified = notified_for(system, [n for n in notices if n is not None])
         client = getattr(context.resources, system).client()
         try:
             with context.resources.duckdb.connect() as con:
                 stats = extract_stream(
-                    client, con, spec.name, run_id=context.run.run_id, full_refresh=full
+                    client,
+                    con,
+                    spec.name,
+                    run_id=context.run.run_id,
+                    full_refresh=full,
+                    notified=notified,
                 )
                 check = _quarantine_check(con, key, asset_key)
         finally:

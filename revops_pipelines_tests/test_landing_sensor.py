@@ -1,0 +1,222 @@
+"""Landing-zone sensor and fetch-on-notify: batches, cursor, restarts, late and repeated events."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import httpx
+import pytest
+
+from revops_pipelines.definitions import definitions
+from revops_pipelines.defs.landing import build_landing_sensor
+from revops_pipelines.landing_zone.files import list_events, write_event
+from revops_pipelines.landing_zone.notices import pending_events, read_notice
+from revops_pipelines.landing_zone.serve import running_receiver
+from revops_pipelines.raw.extract import STREAM_TABLES, extract_stream, stream_key
+from revops_pipelines.raw.refresh import notified_for, streams_named
+from revops_pipelines.sandbox.faults import FaultSpec
+from revops_pipelines.sandbox.serve import running_sandbox
+from revops_pipelines.sandbox.webhooks import WebhookSecrets
+from revops_pipelines.settings import Settings
+from revops_pipelines_tests.test_extract_sandbox import make_clients, payloads
+
+SECRETS = Settings().webhook_secrets()
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def crm_event(record_id: str, obj: str = "Opportunity") -> bytes:
+    body = {"type": "record.updated", "timestamp": "x", "data": {"object": obj, "id": record_id}}
+    return json.dumps(body).encode()
+
+
+def billing_event(event_id: str, obj: str, record_id: str, created: int = 1) -> bytes:
+    body = {
+        "id": event_id,
+        "object": "event",
+        "type": f"{obj}.updated",
+        "created": created,
+        "data": {"object": {"id": record_id, "object": obj}},
+    }
+    return json.dumps(body).encode()
+
+
+def land(landing_dir: Path, source: str, event_id: str, body: bytes, *, mtime_s: float) -> Path:
+    path = write_event(landing_dir, source, event_id, body, received=NOW)
+    os.utime(path, ns=(int(mtime_s * 1e9), int(mtime_s * 1e9)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return definitions()
+
+
+def evaluate(sensor, defs, cursor: str | None) -> dg.SensorResult:
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
+        return sensor(context)
+
+
+def test_pending_events_cursor_only_moves_by_what_was_returned(tmp_path):
+    base = NOW.timestamp()
+    land(tmp_path, "crm", "msg_b", crm_event("006A"), mtime_s=base)
+    land(tmp_path, "crm", "msg_a", crm_event("006B"), mtime_s=base + 1)
+    first, cursor = pending_events(tmp_path, None)
+    assert [e.event_id for e in first] == ["msg_b", "msg_a"]
+    again, same = pending_events(tmp_path, cursor)
+    assert again == [] and same == cursor
+    # A file that shows up late with an older stamp (written before it was linked) still counts.
+    land(tmp_path, "erp", "msg_late", crm_event("77", "invoice"), mtime_s=base - 5)
+    late, cursor = pending_events(tmp_path, cursor)
+    assert [e.event_id for e in late] == ["msg_late"]
+    assert pending_events(tmp_path, cursor)[0] == []
+
+
+def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
+    base = NOW.timestamp()
+    for number in range(5):
+        land(tmp_path, "crm", f"msg_{number}", crm_event(f"006X{number}"), mtime_s=base + number)
+    sensor = build_landing_sensor(tmp_path, minimum_interval_seconds=5, max_batch_files=2)
+    assert sensor.minimum_interval_seconds == 5
+
+    result = evaluate(sensor, defs, None)
+    assert len(result.run_requests) == 3
+    assert len({r.run_key for r in result.run_requests}) == 3
+    first = result.run_requests[0]
+    files = first.run_config["ops"]["raw__crm_opportunity"]["config"]["notified_files"]
+    assert [Path(f).name for f in files] == ["msg_0.json", "msg_1.json"]
+    assert set(first.run_config["ops"]) == {"raw__crm_opportunity"}
+    selected = {key.to_user_string() for key in first.asset_selection}
+    assert "raw/crm_opportunity" in selected and "recon/report" in selected
+    assert "raw/billing_invoices" not in selected
+
+    # A restarted sensor starts from the stored cursor: nothing is requested twice.
+    restarted = evaluate(sensor, defs, result.cursor)
+    assert restarted.run_requests == [] and restarted.cursor == result.cursor
+    land(tmp_path, "billing", "evt_new", billing_event("evt_new", "invoice", "in_1"), mtime_s=base)
+    later = evaluate(sensor, defs, result.cursor)
+    assert [list(r.run_config["ops"]) for r in later.run_requests] == [["raw__billing_invoices"]]
+    # The same batch gives the same run key: Dagster's backstop against doubles.
+    assert (
+        later.run_requests[0].run_key
+        == evaluate(sensor, defs, result.cursor).run_requests[0].run_key
+    )
+
+
+def test_erp_transactions_bring_their_lines_and_unknown_objects_are_skipped(tmp_path, defs):
+    base = NOW.timestamp()
+    land(tmp_path, "erp", "msg_inv", crm_event("5678", "invoice"), mtime_s=base)
+    notices = [read_notice(e.path, e.source) for e in list_events(tmp_path)]
+    assert sorted(streams_named(notices)) == [
+        "erp_invoice",
+        "erp_previoustransactionlink",
+        "erp_transactionline",
+    ]
+    other = tmp_path / "other"
+    land(other, "crm", "msg_task", crm_event("00T1", "Task"), mtime_s=base)
+    result = evaluate(build_landing_sensor(other), defs, None)
+    assert result.run_requests == [] and "name no record" in result.skip_reason.skip_message
+    assert json.loads(result.cursor)["seen"] == [f"crm/{NOW:%Y-%m-%d}/msg_task.json"]
+
+
+def _refresh(clients, con, landing_dir: Path, *, order: random.Random) -> None:
+    """What a run of the sensor's requests does to raw, in an arbitrary order of the files."""
+    events = list_events(landing_dir)
+    order.shuffle(events)
+    notices = [n for e in events if (n := read_notice(e.path, e.source))]
+    notices = notices + notices[: len(notices) // 2]  # repeats
+    for key, named in streams_named(notices).items():
+        system = named[0].source
+        stream = next(n for n in STREAM_TABLES[system][0] if stream_key(system, n) == key)
+        extract_stream(
+            clients[system], con, stream, run_id="notify", notified=notified_for(system, named)
+        )
+
+
+def test_repeated_and_out_of_order_events_leave_raw_equal_to_the_api(handwritten_state, tmp_path):
+    landing_dir = tmp_path / "landing"
+    faults = {s: FaultSpec(webhook_duplicate_rate=0.5, webhook_reorder_rate=0.5) for s in SECRETS}
+    with (
+        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_sandbox(
+            handwritten_state,
+            deliver_to=receiver.url,
+            webhook_secrets=WebhookSecrets(**SECRETS),
+            faults=faults,
+            seed=9,
+        ) as urls,
+        duckdb.connect(":memory:") as con,
+    ):
+        clients = make_clients(urls)
+        auth = {"Authorization": "Bearer sk_test_e2e"}
+        for email in ("a@acme.example", "b@acme.example", "c@acme.example"):
+            httpx.post(
+                f"{urls.billing}/v1/customers/cus_R1a2B3c4D5e6F7",
+                data={"email": email},
+                headers=auth,
+            ).raise_for_status()
+        for name in ("new-invoice", "pay-invoice", "win-opportunity", "drift-erp-invoice"):
+            httpx.post(f"{urls.billing}/_sandbox/changes/{name}").raise_for_status()
+        assert urls.deliverer.wait_idle(20)
+        assert sum(receiver.stats.duplicates.values()) > 0
+        _refresh(clients, con, landing_dir, order=random.Random(3))
+
+        customer = httpx.get(f"{urls.billing}/v1/customers/cus_R1a2B3c4D5e6F7", headers=auth)
+        stored = payloads(con, "billing_customers")
+        assert stored["cus_R1a2B3c4D5e6F7"][0] == customer.json()
+        assert stored["cus_R1a2B3c4D5e6F7"][0]["email"] == "c@acme.example"
+        for key in ("billing_invoices", "billing_invoice_payments", "crm_opportunity"):
+            assert payloads(con, key), key
+        for invoice_id, (payload, deleted) in payloads(con, "billing_invoices").items():
+            api = httpx.get(f"{urls.billing}/v1/invoices/{invoice_id}", headers=auth).json()
+            assert payload == api and not deleted
+        (opportunity_id,) = payloads(con, "crm_opportunity")
+        crm_now = clients["crm"].fetch_notified(
+            STREAM_TABLES["crm"][0]["opportunity"], [opportunity_id]
+        )
+        assert [c.record for page in crm_now for c in page.changes] == [
+            payloads(con, "crm_opportunity")[opportunity_id][0]
+        ]
+        (erp_invoice,) = payloads(con, "erp_invoice")
+        body, _ = clients["erp"].suiteql(f"SELECT * FROM transaction WHERE id = '{erp_invoice}'")
+        assert payloads(con, "erp_invoice")[erp_invoice][0] == body["items"][0]
+        # The invoice's lines came with it, and no stream's change cursor moved.
+        assert payloads(con, "erp_transactionline")
+        assert con.execute("SELECT count(*) FROM raw._cursors").fetchone()[0] == 0
+
+
+def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, tmp_path, defs):
+    from revops_pipelines.defs.extract import extract_assets
+    from revops_pipelines.defs.resources import BillingResource, DuckDBResource
+
+    landing_dir = tmp_path / "landing"
+    with (
+        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_sandbox(
+            handwritten_state, deliver_to=receiver.url, webhook_secrets=WebhookSecrets(**SECRETS)
+        ) as urls,
+    ):
+        touched = httpx.post(f"{urls.billing}/_sandbox/changes/new-invoice").json()["touched"]
+        assert urls.deliverer.wait_idle(20)
+        (request,) = evaluate(build_landing_sensor(landing_dir), defs, None).run_requests
+        ops = set(request.run_config["ops"])
+        assets = [a for a in extract_assets if a.op.name in ops]
+        path = tmp_path / "revops.duckdb"
+        result = dg.materialize(
+            assets,
+            run_config=request.run_config,
+            resources={
+                "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
+                "duckdb": DuckDBResource(path=str(path)),
+            },
+        )
+    assert result.success and ops == {"raw__billing_invoices"}
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert list(payloads(con, "billing_invoices")) == [touched[0]["id"]]
+        assert con.execute("SELECT count(*) FROM raw._cursors").fetchone()[0] == 0
