@@ -105,10 +105,15 @@ def test_jobs_schedules_and_resources(defs):
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "reconcile_job",
         "full_refresh_job",
+        "landing_refresh_job",
     }
     schedules = {s.name: s for s in defs.schedules}
+    assert set(schedules) == {"hourly_reconciliation", "nightly_reconciliation"}
     assert schedules["hourly_reconciliation"].cron_schedule == "0 * * * *"
     assert schedules["nightly_reconciliation"].job_name == "full_refresh_job"
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"landing_zone_sensor"}
+    assert sensors["landing_zone_sensor"].job_name == "landing_refresh_job"
     assert {"crm", "billing", "erp", "duckdb"} <= set(defs.resources)
 
 
