@@ -7,10 +7,16 @@ out-of-order event can only make the reader fetch the current state once more.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from revops_pipelines.connectors.base import StreamSpec
-from revops_pipelines.landing_zone.notices import Notice
+from revops_pipelines.landing_zone.files import list_events
+from revops_pipelines.landing_zone.notices import Notice, read_notice
+from revops_pipelines.raw import store
 from revops_pipelines.raw.extract import STREAM_TABLES, stream_key
 
 
@@ -45,3 +51,44 @@ def notified_for(system: str, notices: list[Notice]) -> list[Any]:
     if system == "billing":
         return [notice.event for notice in notices]
     return sorted({notice.record_id for notice in notices})
+
+
+def webhook_coverage(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, *, since: datetime
+) -> dict[str, dict[str, int]]:
+    """Per source: records changed in raw since `since`, how many events named, how many not.
+
+    `only_polled` are changes that no landed webhook named: found only because the hourly
+    run reads each system's change cursor. Streams without a change column are left out.
+    """
+    named: set[tuple[str, str]] = set()
+    since_ns = int(since.timestamp() * 1e9)
+    for event in list_events(landing_dir, after=(since - timedelta(days=1)).strftime("%Y-%m-%d")):
+        if event.path.stat().st_mtime_ns < since_ns:
+            continue
+        notice = read_notice(event.path, event.source)
+        if notice is not None:
+            named |= {(key, notice.record_id) for key in streams_named([notice])}
+    existing = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'"
+        ).fetchall()
+    }
+    coverage: dict[str, dict[str, int]] = {}
+    for system, (specs, _) in STREAM_TABLES.items():
+        changed: set[tuple[str, str]] = set()
+        for spec in specs.values():
+            key = stream_key(system, spec.name)
+            if spec.cursor is None or key not in existing:
+                continue
+            rows = con.execute(
+                f"SELECT id FROM {store.table_name(key)} WHERE extracted_at >= ?", [since]
+            ).fetchall()
+            changed |= {(key, row[0]) for row in rows}
+        coverage[system] = {
+            "changed": len(changed),
+            "named_by_webhooks": len(changed & named),
+            "only_polled": len(changed - named),
+        }
+    return coverage
