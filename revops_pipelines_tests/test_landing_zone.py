@@ -187,28 +187,28 @@ def _refusals() -> list[tuple[str, str, object, int, str]]:
         (
             "billing too old",
             "billing",
-            lambda: (billing, stripe_headers(billing, at=time.time() - 301)),
+            lambda: (billing, stripe_headers(billing, at=time.time() - 400)),
             400,
             "timestamp_outside_tolerance",
         ),
         (
             "billing from the future",
             "billing",
-            lambda: (billing, stripe_headers(billing, at=time.time() + 301)),
+            lambda: (billing, stripe_headers(billing, at=time.time() + 400)),
             400,
             "timestamp_outside_tolerance",
         ),
         (
             "standard too old",
             "erp",
-            lambda: (crm, standard_headers(crm, secret=SECRETS["erp"], at=time.time() - 301)),
+            lambda: (crm, standard_headers(crm, secret=SECRETS["erp"], at=time.time() - 400)),
             400,
             "timestamp_outside_tolerance",
         ),
         (
             "standard from the future",
             "erp",
-            lambda: (crm, standard_headers(crm, secret=SECRETS["erp"], at=time.time() + 301)),
+            lambda: (crm, standard_headers(crm, secret=SECRETS["erp"], at=time.time() + 400)),
             400,
             "timestamp_outside_tolerance",
         ),
@@ -379,3 +379,22 @@ def test_secrets_are_standard_webhooks_keys():
     for source in ("crm", "erp"):
         secret = SECRETS[source]
         assert secret.startswith("whsec_") and base64.b64decode(secret.removeprefix("whsec_"))
+
+
+@pytest.mark.parametrize("source", ["billing", "crm"])
+def test_tolerance_is_300_seconds_either_way(source):
+    from revops_pipelines.landing_zone import signatures
+
+    verifiers = signatures.verifiers(SECRETS)
+    now = int(time.time())
+    body = stripe_event() if source == "billing" else crm_body()
+    sign = stripe_headers if source == "billing" else standard_headers
+    for offset, accepted in ((-298, True), (298, True), (-302, False), (302, False)):
+        headers = {k.lower(): v for k, v in sign(body, at=now + offset).items()}
+        try:
+            signatures.check(source, body, headers, verifiers=verifiers, now=now)
+            outcome = True
+        except signatures.SignatureRefused as refused:
+            assert refused.reason == "timestamp_outside_tolerance"
+            outcome = False
+        assert outcome is accepted, offset
