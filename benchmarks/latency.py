@@ -175,7 +175,9 @@ def change_latency(args: argparse.Namespace, work: Path, secrets: dict[str, str]
     to_raw: list[float] = []
     ok = True
     with (
-        running_receiver(landing, secrets=secrets) as receiver,
+        running_receiver(
+            landing, secrets=secrets, ledger_url=f"sqlite:///{work / 'ledger.sqlite'}"
+        ) as receiver,
         running_sandbox(
             state, deliver_to=receiver.url, webhook_secrets=WebhookSecrets(**secrets)
         ) as urls,

@@ -91,6 +91,7 @@ def _run_webhooks_serve(args: argparse.Namespace) -> int:
     serve_forever(
         args.landing_dir,
         secrets=settings.webhook_secrets(),
+        ledger_url=settings.ledger_url,
         host=args.host,
         port=args.port,
         body_limit=settings.webhook_body_limit,

@@ -15,6 +15,7 @@ from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.webhooks import WebhookSecrets
 from revops_pipelines.settings import Settings
 from revops_pipelines_tests.test_extract_sandbox import extract, make_clients, payloads
+from revops_pipelines_tests.test_landing_zone import ledger_url
 
 SECRETS = Settings().webhook_secrets()
 CHANGES = ["new-invoice", "win-opportunity", "pay-invoice", "drift-erp-invoice"] * 3
@@ -26,7 +27,9 @@ def test_with_30_percent_of_deliveries_dropped_polling_finds_every_change(
     landing_dir = tmp_path / "landing"
     drops = {source: FaultSpec(webhook_drop_rate=0.3) for source in SECRETS}
     with (
-        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
         running_sandbox(
             handwritten_state,
             deliver_to=receiver.url,

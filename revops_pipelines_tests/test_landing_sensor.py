@@ -25,6 +25,7 @@ from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.webhooks import WebhookSecrets
 from revops_pipelines.settings import Settings
 from revops_pipelines_tests.test_extract_sandbox import make_clients, payloads
+from revops_pipelines_tests.test_landing_zone import ledger_url
 
 SECRETS = Settings().webhook_secrets()
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -143,7 +144,9 @@ def test_repeated_and_out_of_order_events_leave_raw_equal_to_the_api(handwritten
     landing_dir = tmp_path / "landing"
     faults = {s: FaultSpec(webhook_duplicate_rate=0.5, webhook_reorder_rate=0.5) for s in SECRETS}
     with (
-        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
         running_sandbox(
             handwritten_state,
             deliver_to=receiver.url,
@@ -197,7 +200,9 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
 
     landing_dir = tmp_path / "landing"
     with (
-        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
         running_sandbox(
             handwritten_state, deliver_to=receiver.url, webhook_secrets=WebhookSecrets(**SECRETS)
         ) as urls,

@@ -16,13 +16,27 @@ import httpx
 import pytest
 import standardwebhooks
 import stripe
+from sqlalchemy import select
 
 from revops_pipelines.landing_zone.files import list_events
 from revops_pipelines.landing_zone.serve import running_receiver
+from revops_pipelines.ledger.models import WebhookReceipt
+from revops_pipelines.ledger.store import Ledger
 from revops_pipelines.settings import Settings
 
 SECRETS = Settings().webhook_secrets()
 TODAY = lambda: datetime.now(UTC).strftime("%Y-%m-%d")  # noqa: E731
+
+
+def ledger_url(landing_dir: Path) -> str:
+    """A ledger of the test's own, beside its landing directory."""
+    return f"sqlite:///{landing_dir.parent / 'ledger.sqlite'}"
+
+
+def receipts(landing_dir: Path) -> list[tuple[str, str]]:
+    with Ledger(ledger_url(landing_dir), upgrade=False) as ledger, ledger.engine.connect() as con:
+        rows = con.execute(select(WebhookReceipt.source, WebhookReceipt.event_id)).all()
+    return sorted((source, event_id) for source, event_id in rows)
 
 
 def landed(landing_dir: Path) -> list[str]:
@@ -79,7 +93,9 @@ def landing_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def receiver(landing_dir: Path):
     with (
-        running_receiver(landing_dir, secrets=SECRETS, body_limit=4096) as running,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir), body_limit=4096
+        ) as running,
         httpx.Client(base_url=running.url, timeout=10) as client,
     ):
         running.client = client
@@ -93,6 +109,7 @@ def test_verified_billing_event_is_landed_as_received(receiver, landing_dir):
     assert landed(landing_dir) == [f"billing/{TODAY()}/evt_1AbC.json"]
     assert (landing_dir / "billing" / TODAY() / "evt_1AbC.json").read_bytes() == body
     assert receiver.stats.accepted["billing"] == 1
+    assert receipts(landing_dir) == [("billing", "evt_1AbC")]
 
 
 @pytest.mark.parametrize("source", ["crm", "erp"])
@@ -282,7 +299,7 @@ def test_refused_requests_write_nothing_and_are_counted(
     with caplog.at_level(logging.INFO, logger="revops_pipelines.landing_zone"):
         response = receiver.client.post(f"/webhooks/{path}", content=body, headers=headers)
     assert (response.status_code, response.json()["error"]) == (status, reason)
-    assert landed(landing_dir) == []
+    assert landed(landing_dir) == [] and receipts(landing_dir) == []
     assert receiver.stats.refused[(path, reason)] == 1
     assert sum(receiver.stats.accepted.values()) == 0
     logged = caplog.text
@@ -366,6 +383,7 @@ def test_twenty_concurrent_copies_write_one_file(receiver, landing_dir):
     assert landed(landing_dir) == [f"billing/{TODAY()}/evt_storm.json"]
     assert receiver.stats.accepted["billing"] == 1
     assert receiver.stats.duplicates["billing"] == 19
+    assert receipts(landing_dir) == [("billing", "evt_storm")]
     assert [e.event_id for e in list_events(landing_dir)] == ["evt_storm"]
 
 

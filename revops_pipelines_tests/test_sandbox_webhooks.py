@@ -17,6 +17,7 @@ from revops_pipelines.sandbox.faults import FaultSpec
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.webhooks import WebhookSecrets
 from revops_pipelines.settings import Settings
+from revops_pipelines_tests.test_landing_zone import ledger_url
 
 SECRETS = Settings().webhook_secrets()
 SANDBOX_SECRETS = WebhookSecrets(**SECRETS)
@@ -48,7 +49,9 @@ def landing_dir(tmp_path: Path) -> Path:
 
 def test_api_writes_and_scripted_changes_arrive_signed(handwritten_state, landing_dir):
     with (
-        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
         running_sandbox(
             handwritten_state, deliver_to=receiver.url, webhook_secrets=SANDBOX_SECRETS, seed=1
         ) as urls,
@@ -105,7 +108,9 @@ def test_deliveries_are_retried_until_the_receiver_answers(handwritten_state, la
         assert httpx.post(f"{urls.billing}/_sandbox/changes/new-invoice").status_code == 200
         time.sleep(0.3)
         assert urls.deliverer.stats["retried"] >= 1 and list_events(landing_dir) == []
-        with running_receiver(landing_dir, secrets=SECRETS, port=port) as receiver:
+        with running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir), port=port
+        ) as receiver:
             assert urls.deliverer.wait_idle(20)
     assert urls.deliverer.stats["delivered"] == 1
     assert receiver.stats.accepted["billing"] == 1
@@ -115,7 +120,9 @@ def test_deliveries_are_retried_until_the_receiver_answers(handwritten_state, la
 def test_refused_deliveries_are_retried_then_given_up(handwritten_state, landing_dir):
     wrong = WebhookSecrets(billing="whsec_wrong", crm=SECRETS["erp"], erp=SECRETS["crm"])
     with (
-        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
         running_sandbox(
             handwritten_state, deliver_to=receiver.url, webhook_secrets=wrong, seed=3
         ) as urls,
@@ -136,7 +143,9 @@ def test_faults_duplicate_and_drop_deliveries(handwritten_state, landing_dir):
         "erp": FaultSpec(webhook_delay_ms=100),
     }
     with (
-        running_receiver(landing_dir, secrets=SECRETS) as receiver,
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
         running_sandbox(
             handwritten_state,
             deliver_to=receiver.url,

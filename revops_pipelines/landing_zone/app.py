@@ -23,6 +23,7 @@ from starlette.routing import Route
 from revops_pipelines.landing_zone import signatures
 from revops_pipelines.landing_zone.files import SOURCES, valid_event_id, write_event
 from revops_pipelines.landing_zone.receipts import record_receipt
+from revops_pipelines.ledger.store import Ledger
 
 logger = logging.getLogger("revops_pipelines.landing_zone")
 
@@ -80,7 +81,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _event_id(source: str, body: bytes, headers: Mapping[str, str]) -> str:
+def _event_id(source: str, body: bytes, headers: Mapping[str, str]) -> tuple[str, dict]:
     try:
         event = json.loads(body)
     except ValueError:
@@ -93,17 +94,18 @@ def _event_id(source: str, body: bytes, headers: Mapping[str, str]) -> str:
         raise Refused(400, REASON_NO_ID)
     if not valid_event_id(event_id):
         raise Refused(400, REASON_BAD_ID)
-    return event_id
+    return event_id, event
 
 
 def build_app(
     landing_dir: Path,
     *,
     secrets: Mapping[str, str],
+    ledger: Ledger,
     body_limit: int = DEFAULT_BODY_LIMIT,
     stats: ReceiverStats | None = None,
 ) -> Starlette:
-    """The receiver over `landing_dir`, with each source's signing secret."""
+    """The receiver over `landing_dir`, with each source's signing secret and the ledger."""
     landing_dir = Path(landing_dir)
     verifiers = signatures.verifiers({source: secrets[source] for source in SOURCES})
     stats = stats or ReceiverStats()
@@ -115,12 +117,11 @@ def build_app(
             signatures.check(source, body, headers, verifiers=verifiers)
         except signatures.SignatureRefused as refused:
             raise Refused(400, refused.reason) from None
-        event_id = _event_id(source, body, headers)
-        received = datetime.now(UTC)
-        path = write_event(landing_dir, source, event_id, body, received=received)
-        record_receipt(
-            source=source, event_id=event_id, path=path, received=received, duplicate=path is None
-        )
+        event_id, event = _event_id(source, body, headers)
+        # The file first: a receipt without its file would turn the sender's retry into a loss.
+        path = write_event(landing_dir, source, event_id, body, received=datetime.now(UTC))
+        if path is not None:
+            record_receipt(ledger, source=source, event_id=event_id, event=event, body=body)
         return event_id, path is None
 
     async def receive(request: Request) -> Response:

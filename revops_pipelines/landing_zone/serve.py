@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from revops_pipelines.landing_zone.app import DEFAULT_BODY_LIMIT, ReceiverStats, build_app
+from revops_pipelines.ledger.store import Ledger
 
 START_TIMEOUT_S = 10.0
 
@@ -100,25 +101,30 @@ def running_receiver(
     landing_dir: Path,
     *,
     secrets: Mapping[str, str],
+    ledger_url: str,
     host: str = "127.0.0.1",
     port: int = 0,
     body_limit: int = DEFAULT_BODY_LIMIT,
 ) -> Iterator[Receiver]:
     """The receiver listening for the duration of a `with` block (port 0 picks a free one)."""
     stats = ReceiverStats()
-    app = build_app(landing_dir, secrets=secrets, body_limit=body_limit, stats=stats)
-    server = _Server(app, host=host, port=port)
-    server.start()
-    try:
-        yield Receiver(url=server.url, stats=stats)
-    finally:
-        server.stop()
+    with Ledger(ledger_url) as ledger:
+        app = build_app(
+            landing_dir, secrets=secrets, ledger=ledger, body_limit=body_limit, stats=stats
+        )
+        server = _Server(app, host=host, port=port)
+        server.start()
+        try:
+            yield Receiver(url=server.url, stats=stats)
+        finally:
+            server.stop()
 
 
 def serve_forever(
     landing_dir: Path,
     *,
     secrets: Mapping[str, str],
+    ledger_url: str,
     host: str,
     port: int,
     body_limit: int = DEFAULT_BODY_LIMIT,
@@ -132,7 +138,12 @@ def serve_forever(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with running_receiver(
-            landing_dir, secrets=secrets, host=host, port=port, body_limit=body_limit
+            landing_dir,
+            secrets=secrets,
+            ledger_url=ledger_url,
+            host=host,
+            port=port,
+            body_limit=body_limit,
         ) as receiver:
             print(f"webhooks={receiver.url}", flush=True)
             while not stop.wait(0.5):
