@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -181,3 +184,45 @@ def test_cli_change_edits_the_files_when_nothing_serves_them(handwritten_state, 
         "invoice.paid",
     ]
     assert events[-1]["data"]["object"]["id"] == printed[2]
+
+
+def test_the_commands_serve_deliver_and_change_through_the_running_sandbox(
+    handwritten_state, tmp_path
+):
+    revops = Path(sys.executable).parent / "revops"
+    env = {**os.environ, "REVOPS_DATA_DIR": str(tmp_path / "data")}
+    landing_dir = tmp_path / "landing"
+    receiver = subprocess.Popen(
+        [str(revops), "webhooks", "serve", "--landing-dir", str(landing_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    sandbox = None
+    try:
+        line = receiver.stdout.readline().strip()
+        assert line.startswith("webhooks=http://127.0.0.1:"), line
+        command = ["sandbox", "serve", "--state", str(handwritten_state)]
+        sandbox = subprocess.Popen(
+            [str(revops), *command, "--deliver-to", line.removeprefix("webhooks=")],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        urls = dict(sandbox.stdout.readline().strip().split("=", 1) for _ in range(3))
+        assert main(["sandbox", "change", "--state", str(handwritten_state), "new-invoice"]) == 0
+        deadline = time.monotonic() + 20
+        while not list_events(landing_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (event,) = list_events(landing_dir)
+        invoice_id = json.loads(event.path.read_bytes())["data"]["object"]["id"]
+        # The running server made the change (the files were not edited under its feet).
+        served = httpx.get(f"{urls['billing']}/v1/invoices/{invoice_id}", headers=BILLING_AUTH)
+        assert served.status_code == 200
+    finally:
+        for process in (sandbox, receiver):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=20)
+    assert not (handwritten_state / ".serving.json").exists()
+    assert (tmp_path / "data" / "ledger.sqlite").exists()
