@@ -225,3 +225,63 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
     with duckdb.connect(str(path), read_only=True) as con:
         assert list(payloads(con, "billing_invoices")) == [touched[0]["id"]]
         assert con.execute("SELECT count(*) FROM raw._cursors").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
+    handwritten_state, tmp_path, defs, monkeypatch
+):
+    from revops_pipelines.defs.resources import (
+        BillingResource,
+        CrmResource,
+        DuckDBResource,
+        ErpResource,
+    )
+
+    monkeypatch.setenv("REVOPS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("REVOPS_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    landing_dir = tmp_path / "landing"
+    path = tmp_path / "revops.duckdb"
+    with (
+        running_receiver(
+            landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)
+        ) as receiver,
+        running_sandbox(
+            handwritten_state, deliver_to=receiver.url, webhook_secrets=WebhookSecrets(**SECRETS)
+        ) as urls,
+    ):
+        resources = {
+            "crm": CrmResource(url=urls.crm, client_id="a", client_secret="b"),
+            "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
+            "erp": ErpResource(url=urls.erp, token="t"),
+            "duckdb": DuckDBResource(path=str(path)),
+        }
+        assets = list(defs.assets)
+        assert dg.materialize(assets, resources=resources).success
+
+        def open_mismatches() -> set[str]:
+            with duckdb.connect(str(path), read_only=True) as con:
+                rows = con.execute(
+                    "SELECT erp_id FROM recon.drift_exceptions "
+                    "WHERE drift_type = 'invoice_amount_mismatch'"
+                ).fetchall()
+            return {row[0] for row in rows}
+
+        before = open_mismatches()
+        (touched,) = httpx.post(f"{urls.billing}/_sandbox/changes/drift-erp-invoice").json()[
+            "touched"
+        ]
+        assert urls.deliverer.wait_idle(20)
+        (request,) = evaluate(build_landing_sensor(landing_dir), defs, None).run_requests
+        result = dg.materialize(
+            assets,
+            selection=request.asset_selection,
+            run_config=request.run_config,
+            resources=resources,
+        )
+    assert result.success
+    assert touched["id"] not in before and touched["id"] in open_mismatches()
+    refreshed = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"raw/erp_invoice", "canonical/invoice", "recon/drift_exceptions"} <= refreshed
+    assert "raw/billing_invoices" not in refreshed
