@@ -226,3 +226,13 @@ def test_the_commands_serve_deliver_and_change_through_the_running_sandbox(
                 process.wait(timeout=20)
     assert not (handwritten_state / ".serving.json").exists()
     assert (tmp_path / "data" / "ledger.sqlite").exists()
+
+
+def test_delivery_faults_are_part_of_the_faults_option():
+    from revops_pipelines.sandbox.faults import FaultSpecError, parse_faults
+
+    faults = parse_faults("webhook_delay_ms=5,billing.webhook_drop_rate=0.3")
+    assert faults["billing"] == FaultSpec(webhook_delay_ms=5, webhook_drop_rate=0.3)
+    assert faults["crm"] == FaultSpec(webhook_delay_ms=5)
+    with pytest.raises(FaultSpecError):
+        parse_faults("webhook_duplicate_rate=2")
