@@ -31,8 +31,6 @@ from revops_pipelines.sandbox.state import Collection
 
 logger = logging.getLogger("revops_pipelines.sandbox.webhooks")
 
-SOURCES = ("billing", "crm", "erp")
-
 
 @dataclass(frozen=True)
 class WebhookSecrets:
