@@ -330,7 +330,14 @@ def test_legacy_module_level_configuration(
 def _collection(created: list[int]) -> Collection:
     collection = Collection(system="billing", name="invoices", id_field="id")
     for number, moment in enumerate(created):
-        collection.put({"id": f"in_{number:04d}", "created": moment, "customer": f"c{number % 3}"})
+        collection.put(
+            {
+                "id": f"in_{number:04d}",
+                "created": moment,
+                "customer": f"c{number % 3}",
+                "lines": {"object": "list", "data": []},
+            }
+        )
     return collection
 
 

@@ -89,7 +89,7 @@ def test_cli_serve_prints_urls_and_serves_until_terminated(handwritten_state: Pa
 
 @pytest.mark.parametrize(
     ("line", "reason"),
-    [('{"id": "cus_broken", ', "invalid JSON"), ('{"name": "no id"}', "no usable 'id'")],
+    [('{"id": "cus_broken", ', "invalid JSON"), ('{"name": "no id"}', "id: is required")],
 )
 def test_cli_serve_refuses_a_malformed_state_line(
     handwritten_state: Path, line: str, reason: str

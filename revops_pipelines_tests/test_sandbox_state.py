@@ -49,8 +49,8 @@ def test_missing_optional_file_is_empty_and_missing_required_file_is_an_error(
     [
         ('{"id": "cus_X", "name": ', "invalid JSON"),
         ("[1, 2]", "not a JSON object"),
-        ('{"name": "no id"}', "no usable 'id'"),
-        ('{"id": "", "name": "empty id"}', "no usable 'id'"),
+        ('{"name": "no id"}', "id: is required"),
+        ('{"id": "", "name": "empty id"}', "id: '' is blank"),
         ('{"id": "cus_R1a2B3c4D5e6F7", "object": "customer"}', "duplicate id"),
         ('{"id": "cus_A"} {"id": "cus_B"}', "more than one JSON value"),
     ],
@@ -74,7 +74,7 @@ def test_crm_records_are_keyed_by_capital_id(handwritten_state: Path) -> None:
     path = handwritten_state / "crm" / "Product2.jsonl"
     with path.open("a", encoding="utf-8") as handle:
         handle.write('{"id": "lowercase only", "Name": "x"}\n')
-    with pytest.raises(StateFileError, match="'Id'"):
+    with pytest.raises(StateFileError, match="Id: is required"):
         StateStore.load(handwritten_state)
 
 
@@ -106,11 +106,13 @@ def test_persist_round_trips_unknown_fields_and_unicode(handwritten_state: Path)
     assert leftovers == []
 
 
-def test_numeric_ids_are_found_by_their_string(handwritten_state: Path, tmp_path: Path) -> None:
+def test_ids_are_strings_and_found_by_them(handwritten_state: Path) -> None:
     path = handwritten_state / "erp" / "item.jsonl"
+    path.write_text('{"id": "77", "itemId": "PRO-M"}\n', encoding="utf-8")
+    assert StateStore.load(handwritten_state).collection("erp", "item").get("77")["id"] == "77"
     path.write_text('{"id": 77, "itemId": "PRO-M"}\n', encoding="utf-8")
-    store = StateStore.load(handwritten_state)
-    assert store.collection("erp", "item").get("77") == {"id": 77, "itemId": "PRO-M"}
+    with pytest.raises(StateFileError, match=r"item.jsonl:1: id: 77 is not a string id"):
+        StateStore.load(handwritten_state)
 
 
 def test_missing_state_directory(tmp_path: Path) -> None:

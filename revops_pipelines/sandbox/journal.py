@@ -94,7 +94,12 @@ class Journal:
     def commit(
         self, writes: list[Write], *, extras: dict[str, dict[str, Any]] | None = None
     ) -> None:
-        """Make one API write durable (fsync), then visible in memory; all of it or none."""
+        """Make one API write durable (fsync), then visible in memory; all of it or none.
+
+        A record that breaks the contract raises ContractError before anything is written.
+        """
+        for system, name, record in writes:
+            self.store.collection(system, name).check(record)
         line = _line(writes, extras)
         if self._handle is None:
             self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open between writes

@@ -2,15 +2,18 @@
 
 The state directory is a public contract (docs: SOURCES.md): anyone may write one by
 hand, so loading is strict about what makes a file unusable (a line that is not a JSON
-object, a record without an id, a repeated id) and lenient about everything else
-(unknown fields are kept as they are and written back untouched).
+object, a record without an id, a repeated id, a field of the wrong type or form, see
+`contract.py`) and lenient about everything else (unknown fields are kept as they are and
+written back untouched). Writes are held to the same contract.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +22,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from revops_pipelines.sandbox.contract import MAX_DEPTH, ContractError, check_record, depth_within
 from revops_pipelines.sandbox.journal import Journal
 
 FILES: dict[str, tuple[str, ...]] = {
@@ -43,6 +47,9 @@ OPTIONAL: frozenset[tuple[str, str]] = frozenset(
 
 # Salesforce spells the record id `Id`; Stripe and NetSuite spell it `id`.
 ID_FIELD: dict[str, str] = {"crm": "Id", "billing": "id", "erp": "id"}
+
+# ERP transactions share one id space (SuiteQL's single `transaction` table).
+TRANSACTION_FILES: tuple[str, ...] = ("invoice", "customerpayment", "creditmemo")
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,17 @@ class Collection:
     def get(self, record_id: str) -> dict[str, Any] | None:
         return self.index.get(str(record_id))
 
+    def check(self, record: dict[str, Any]) -> None:
+        """Raises ContractError naming the first field that breaks the contract."""
+        check_record(self.system, self.name, record, id_field=self.id_field)
+
     def put(self, record: dict[str, Any]) -> bool:
-        """Insert the record, or replace the one with the same id in place; True if created."""
-        record_id = record.get(self.id_field)
-        if record_id is None or record_id == "":
-            raise ValueError(f"{self.system}/{self.name}: record has no {self.id_field!r}")
-        key = str(record_id)
+        """Insert the record, or replace the one with the same id in place; True if created.
+
+        A record that breaks the contract raises ContractError and changes nothing.
+        """
+        self.check(record)
+        key = record[self.id_field]
         self.version += 1
         self.raw.pop(key, None)
         position = self._positions.get(key)
@@ -116,41 +128,61 @@ class Collection:
             listener(self, record, created)
         return created
 
-    def _load(self, path: Path) -> None:
+    def _load(self, path: Path) -> dict[str, int]:
+        """Reads the file; returns the line number of each id."""
         id_field = self.id_field
         records = self.records
         index = self.index
         positions = self._positions
         raw = self.raw
         lines: dict[str, int] = {}
-        for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        data = path.read_bytes()
+        # A BOM is no part of the JSON; left in, it would be served inside the first record.
+        data = data.removeprefix(codecs.BOM_UTF8)
+        for number, line in enumerate(data.split(b"\n"), start=1):
             line = line.strip()
             if not line:
                 continue
+            record = _parse_line(line, path=path, number=number)
             try:
-                record = json.loads(line)
-            except ValueError as error:
-                if getattr(error, "msg", "") == "Extra data":
-                    reason = "more than one JSON value on the line"
-                else:
-                    reason = f"invalid JSON: {error}"
-                raise StateFileError(path, number, reason) from None
-            if type(record) is not dict:
-                raise StateFileError(path, number, "line is not a JSON object")
-            record_id = record.get(id_field)
-            if record_id is None or record_id == "" or isinstance(record_id, (dict, list, bool)):
-                raise StateFileError(path, number, f"record has no usable {id_field!r}")
-            key = str(record_id)
+                self.check(record)
+            except ContractError as error:
+                raise StateFileError(path, number, str(error)) from None
+            key = record[id_field]
             if key in index:
                 first = lines[key]
                 raise StateFileError(
-                    path, number, f"duplicate {id_field} {key!r} (first on line {first})"
+                    path, number, f"{id_field}: duplicate {id_field} {key!r} (first on line {first})"
                 )
             index[key] = record
             positions[key] = len(records)
             lines[key] = number
             raw[key] = line
             records.append(record)
+        return lines
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_line(line: bytes, *, path: Path, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise StateFileError(path, number, f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:
+        if getattr(error, "msg", "") == "Extra data":
+            reason = "more than one JSON value on the line"
+        else:
+            reason = f"invalid JSON: {error}"
+        raise StateFileError(path, number, reason) from None
+    if type(record) is not dict:
+        raise StateFileError(path, number, "line is not a JSON object")
+    # Counting brackets is cheap; only a line with many of them is walked.
+    if line.count(b"{") + line.count(b"[") > MAX_DEPTH and not depth_within(record):
+        raise StateFileError(path, number, f"nested deeper than {MAX_DEPTH} levels")
+    return record
 
 
 def _as_of(manifest: dict[str, Any], *, path: Path) -> datetime | None:
@@ -167,6 +199,16 @@ def _as_of(manifest: dict[str, Any], *, path: Path) -> datetime | None:
         return datetime.combine(date.fromisoformat(raw), time(23, 59, 59), tzinfo=UTC)
     except ValueError:
         raise StateFileError(path, 1, f"as_of {raw!r} is not an ISO date") from None
+
+
+def _claim_ids(owners: dict[str, tuple[Path, int]], lines: dict[str, int], *, path: Path) -> None:
+    for key, number in lines.items():
+        if key in owners:
+            other, line = owners[key]
+            raise StateFileError(
+                path, number, f"id: {key!r} is already a transaction in {other.name} line {line}"
+            )
+        owners[key] = (path, number)
 
 
 class StateStore:
@@ -203,13 +245,19 @@ class StateStore:
         gc.disable()
         try:
             store._load_files()
-            store.journal = Journal.attach(store)
+            try:
+                store.journal = Journal.attach(store)
+            except ContractError as error:
+                # Writes are checked before they are journaled: only a hand-edited line gets here.
+                reason = f"a journaled write breaks the contract: {error}"
+                raise StateFileError(store.journal.path, 0, reason) from None
         finally:
             if collecting:
                 gc.enable()
         return store
 
     def _load_files(self) -> None:
+        transactions: dict[str, tuple[Path, int]] = {}
         for system, names in FILES.items():
             for name in names:
                 collection = Collection(
@@ -217,7 +265,9 @@ class StateStore:
                 )
                 path = self.path(system, name)
                 if path.exists():
-                    collection._load(path)
+                    lines = collection._load(path)
+                    if system == "erp" and name in TRANSACTION_FILES:
+                        _claim_ids(transactions, lines, path=path)
                 elif (system, name) not in OPTIONAL:
                     raise StateFileError(path, 0, "required state file is missing")
                 self._collections[(system, name)] = collection
@@ -251,13 +301,26 @@ class StateStore:
                 + b"\n"
                 for record in collection.records
             )
+            mode = _file_mode(path)
             handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(handle, "wb") as temp:
                     temp.write(body)
                     temp.flush()
                     os.fsync(temp.fileno())
+                # mkstemp makes 0600 files; the state file keeps the mode it had.
+                os.chmod(temp_name, mode)
                 os.replace(temp_name, path)
             except BaseException:
                 Path(temp_name).unlink(missing_ok=True)
                 raise
+
+
+def _file_mode(path: Path) -> int:
+    """The file's permission bits, or what the umask gives a new file."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
