@@ -21,10 +21,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from revops_pipelines.sandbox.contract import ContractError
+from revops_pipelines.sandbox.errors import CatchAll, ascii_integer
 from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
 from revops_pipelines.sandbox.state import Credentials, StateStore
 from revops_pipelines.sandbox.stripe_lists import (
@@ -218,7 +221,11 @@ def _json(body: bytes, *, status: int = 200, headers: dict[str, str] | None = No
 def parse_form(body: bytes) -> dict[str, Any]:
     """Stripe's form encoding: `metadata[key]=v`, `address[city]=v`, `expand[]=v`."""
     result: dict[str, Any] = {}
-    for raw_key, value in parse_qsl(body.decode("utf-8"), keep_blank_values=True):
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StripeError(400, "The request body is not valid UTF-8.") from None
+    for raw_key, value in parse_qsl(text, keep_blank_values=True):
         head, _, rest = raw_key.partition("[")
         path = [head] + ([part.rstrip("]") for part in rest.split("[")] if rest else [])
         append = len(path) > 1 and path[-1] == ""
@@ -241,10 +248,10 @@ def parse_form(body: bytes) -> dict[str, Any]:
 
 def _int_param(params: dict[str, str], name: str) -> int:
     raw = params[name]
-    try:
-        return int(raw)
-    except ValueError:
-        raise StripeError(400, f"Invalid integer: {raw}", param=name) from None
+    value = ascii_integer(raw, signed=True)
+    if value is None:
+        raise StripeError(400, f"Invalid integer: {raw}", param=name)
+    return value
 
 
 def _page_request(
@@ -718,6 +725,8 @@ def build_app(store: StateStore, *, credentials: Credentials, faults: FaultSpec)
                     code=error.code,
                     param=error.param,
                 )
+            except ContractError as error:
+                return error_response(400, f"Invalid {error}", param=error.field)
 
         return endpoint
 
@@ -736,4 +745,4 @@ def build_app(store: StateStore, *, credentials: Credentials, faults: FaultSpec)
         Route("/v1/{resource}/{record_id}", guarded(billing.retrieve), methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(CatchAll, system=SYSTEM, errors=ERRORS)])

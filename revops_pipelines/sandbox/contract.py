@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -337,31 +337,63 @@ CONTRACT: dict[tuple[str, str], dict[str, Field]] = {
 }
 
 
-def _walk(value: Any, parts: list[str], field: Field, trail: str) -> None:
-    head, rest = parts[0], parts[1:]
-    is_list = head.endswith("[]")
-    name = head.removesuffix("[]")
-    here = f"{trail}.{name}" if trail else name
+@dataclass
+class _Node:
+    """One key of a record in the checking tree: its own check and the keys below it."""
+
+    check: Callable[[Any], str | None] | None = None
+    required: bool = False
+    each: bool = False  # the value is a list; `children` apply to each item
+    children: dict[str, _Node] = field(default_factory=dict)
+
+
+def _tree(fields: Mapping[str, Field]) -> dict[str, _Node]:
+    root: dict[str, _Node] = {}
+    for path, spec in fields.items():
+        level = root
+        parts = path.split(".")
+        for position, part in enumerate(parts):
+            name = part.removesuffix("[]")
+            node = level.setdefault(name, _Node())
+            node.each = node.each or part.endswith("[]")
+            node.required = node.required or spec.required
+            if position == len(parts) - 1:
+                node.check = KINDS[spec.kind]
+            level = node.children
+    return root
+
+
+_TREES = {key: _tree(fields) for key, fields in CONTRACT.items()}
+
+
+def _check_object(value: dict[str, Any], tree: dict[str, _Node], trail: str) -> None:
+    for name, node in tree.items():
+        child = value.get(name)
+        if child is None:
+            if node.required:
+                raise ContractError(trail + name, "is required")
+            continue
+        if node.check is not None:
+            reason = node.check(child)
+            if reason:
+                raise ContractError(trail + name, f"{_shown(child)} {reason}")
+        if not node.children:
+            continue
+        if node.each:
+            if not isinstance(child, list):
+                raise ContractError(trail + name, f"{_shown(child)} is not a list")
+            for position, item in enumerate(child):
+                _check_child(item, node.children, f"{trail}{name}[{position}]")
+        else:
+            _check_child(child, node.children, trail + name)
+
+
+def _check_child(value: Any, tree: dict[str, _Node], here: str) -> None:
+    if value is None:
+        return
     if not isinstance(value, dict):
-        raise ContractError(trail, f"{_shown(value)} is not an object")
-    child = value.get(name)
-    if child is None:
-        if field.required:
-            raise ContractError(here, "is required")
-        return
-    if is_list:
-        if not isinstance(child, list):
-            raise ContractError(here, f"{_shown(child)} is not a list")
-        for position, item in enumerate(child):
-            if item is not None:
-                _walk(item, rest, field, f"{here}[{position}]")
-        return
-    if rest:
-        _walk(child, rest, field, here)
-        return
-    reason = KINDS[field.kind](child)
-    if reason:
-        raise ContractError(here, f"{_shown(child)} {reason}")
+        raise ContractError(here, f"{_shown(value)} is not an object")
+    _check_object(value, tree, here + ".")
 
 
 def check_record(system: str, name: str, record: Mapping[str, Any], *, id_field: str) -> None:
@@ -372,8 +404,9 @@ def check_record(system: str, name: str, record: Mapping[str, Any], *, id_field:
     reason = _id(key)
     if reason:
         raise ContractError(id_field, f"{_shown(key)} {reason}")
-    for path, field in CONTRACT.get((system, name), {}).items():
-        _walk(record, path.split("."), field, "")
+    tree = _TREES.get((system, name))
+    if tree:
+        _check_object(record, tree, "")
 
 
 def depth_within(value: Any, limit: int = MAX_DEPTH) -> bool:

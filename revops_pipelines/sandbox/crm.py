@@ -25,10 +25,13 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from revops_pipelines.sandbox.contract import ContractError
+from revops_pipelines.sandbox.errors import CatchAll, ascii_integer
 from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
 from revops_pipelines.sandbox.soql import (
     SoqlError,
@@ -165,8 +168,9 @@ def _batch_size(request: Request) -> int | None:
     options = request.headers.get("sforce-query-options", "")
     for part in options.split(","):
         key, _, value = part.partition("=")
-        if key.strip().lower() == "batchsize" and value.strip().isdigit():
-            return min(DEFAULT_BATCH, max(MIN_BATCH, int(value.strip())))
+        size = ascii_integer(value.strip())
+        if key.strip().lower() == "batchsize" and size is not None:
+            return min(DEFAULT_BATCH, max(MIN_BATCH, size))
     return None
 
 
@@ -329,7 +333,7 @@ async def _json_body(request: Request) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _CrmFailure(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
 
 
@@ -361,6 +365,13 @@ def build_app(
                 response = await handler(request)
             except _CrmFailure as failure:
                 response = _error(failure.status, failure.code, failure.message)
+            except ContractError as error:
+                response = _error(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    f"Cannot deserialize {error.field}: {error.reason}",
+                    fields=[error.field],
+                )
             response.headers.update(state.limit_header())
             return response
 
@@ -426,10 +437,11 @@ def build_app(
         return JSONResponse(answer)
 
     async def query_more(request: Request) -> Response:
-        locator, _, offset = request.path_params["cursor"].rpartition("-")
-        if not locator or not offset.isdigit():
+        locator, _, offset_text = request.path_params["cursor"].rpartition("-")
+        offset = ascii_integer(offset_text)
+        if not locator or offset is None:
             raise _CrmFailure(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        answer = _query_page(state, locator, int(offset), _batch_size(request))
+        answer = _query_page(state, locator, offset, _batch_size(request))
         return JSONResponse(answer)
 
     async def sobject(request: Request) -> Response:
@@ -570,4 +582,8 @@ def build_app(
         Route(f"{API}/sobjects/{{object}}/{{record_id}}", rest(sobject), methods=["GET", "PATCH"]),
         Route(f"{API}/sobjects/{{object}}/{{field}}/{{value}}", rest(upsert), methods=["PATCH"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: not_found},
+        middleware=[Middleware(CatchAll, system="crm", errors=ERRORS)],
+    )

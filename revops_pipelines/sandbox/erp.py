@@ -17,10 +17,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from revops_pipelines.sandbox.contract import ContractError
+from revops_pipelines.sandbox.errors import CatchAll, ascii_integer
 from revops_pipelines.sandbox.faults import FaultSpec, retry_after_header
 from revops_pipelines.sandbox.state import FILES, Credentials, StateStore
 from revops_pipelines.sandbox.suiteql import SuiteQLEngine, SuiteQLError
@@ -153,19 +156,21 @@ def _record_type(name: str) -> str:
 def _paging(request: Request) -> tuple[int, int]:
     raw_limit = request.query_params.get("limit", str(MAX_LIMIT))
     raw_offset = request.query_params.get("offset", "0")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    limit = ascii_integer(raw_limit)
+    offset = ascii_integer(raw_offset)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise ErpFailure(
             400,
             "INVALID_PARAMETER",
             f"limit must be an integer from 1 to {MAX_LIMIT}, not {raw_limit!r}.",
         )
-    if not raw_offset.isdigit() or int(raw_offset) % int(raw_limit):
+    if offset is None or offset % limit:
         raise ErpFailure(
             400,
             "INVALID_PARAMETER",
             f"offset must be a non-negative multiple of limit ({raw_limit}), not {raw_offset!r}.",
         )
-    return int(raw_limit), int(raw_offset)
+    return limit, offset
 
 
 def _page(
@@ -438,6 +443,8 @@ def _write(
         elif old is not None and "dateCreated" in old:
             record["dateCreated"] = old["dateCreated"]
         record["lastModifiedDate"] = stamp
+        # Checked before anything is computed from the fields.
+        collection.check(record)
         touched: list[dict[str, Any]] = []
         if record_type == "customerpayment":
             touched = _apply_payment(state, old, record, payment_id=new_id, stamp=stamp)
@@ -454,7 +461,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
         raise ErpFailure(400, "INVALID_CONTENT", "The request body must be a JSON object.")
@@ -511,6 +518,8 @@ def build_app(
                 return await handler(request)
             except ErpFailure as failure:
                 return _error(failure.status, failure.code, failure.detail)
+            except ContractError as error:
+                return _error(400, "INVALID_FLD_VALUE", f"Invalid value for {error}.")
             finally:
                 with state.counter_lock:
                     state.in_flight -= 1
@@ -604,7 +613,11 @@ def build_app(
         Route(f"{RECORD_PATH}/{{type}}", rest(record_list), methods=["GET", "POST"]),
         Route(f"{RECORD_PATH}/{{type}}/{{id}}", rest(record), methods=["GET", "PATCH", "PUT"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: not_found},
+        middleware=[Middleware(CatchAll, system="erp", errors=ERRORS)],
+    )
 
 
 def _no_content(base: str, record_type: str, record_id: str) -> Response:

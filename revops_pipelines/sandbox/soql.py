@@ -77,6 +77,13 @@ CONTRACT_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Fields of type dateTime and date: compared only with unquoted literals of their type.
+TEMPORAL_FIELDS: dict[str, str] = {
+    **dict.fromkeys(("CreatedDate", "LastModifiedDate", "SystemModstamp"), "datetime"),
+    **dict.fromkeys(("CloseDate", "StartDate", "EndDate"), "date"),
+}
+_TYPE_NAMES = {"datetime": "dateTime", "date": "date"}
+
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 
 
@@ -133,7 +140,7 @@ _TOKEN = re.compile(
   | (?P<op><=|>=|!=|<>|=|<|>)
   | (?P<punct>[(),])
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,
 )
 
 _KEYWORDS = frozenset(
@@ -227,7 +234,10 @@ class _Parser:
     def literal(self) -> Literal:
         token = self.next("a value")
         if token.kind == "datetime":
-            moment = datetime.fromisoformat(token.text.replace("Z", "+00:00"))
+            try:
+                moment = datetime.fromisoformat(token.text.replace("Z", "+00:00"))
+            except ValueError:
+                raise _malformed(f"invalid datetime literal {token.text}") from None
             return Literal("datetime", moment)
         if token.kind == "date":
             try:
@@ -489,6 +499,20 @@ def _sort(rows: list[Mapping[str, Any]], item: OrderItem, *, field: str) -> list
     return present + missing if item.nulls_last else missing + present
 
 
+def _check_literal_types(condition: Condition, *, field: str) -> None:
+    """A dateTime or date field is compared with an unquoted literal of its type, or null."""
+    wanted = TEMPORAL_FIELDS.get(field)
+    if wanted is None:
+        return
+    for literal in condition.values:
+        if literal.kind not in (wanted, "null"):
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"value of filter criterion for field '{field}' must be of type "
+                f"{_TYPE_NAMES[wanted]} and should not be enclosed in quotes",
+            )
+
+
 def run_soql(
     query: SoqlQuery,
     records: Sequence[Mapping[str, Any]],
@@ -499,6 +523,8 @@ def run_soql(
     """Filter, order and project the records; every field is resolved before any row is read."""
     fields = [catalog.resolve(field) for field in query.fields]
     conditions = [(condition, catalog.resolve(condition.field)) for condition in query.conditions]
+    for condition, field in conditions:
+        _check_literal_types(condition, field=field)
     order = [(item, catalog.resolve(item.field)) for item in query.order_by]
     rows = [
         record
