@@ -150,10 +150,8 @@ class Collection:
                 raise StateFileError(path, number, str(error)) from None
             key = record[id_field]
             if key in index:
-                first = lines[key]
-                raise StateFileError(
-                    path, number, f"{id_field}: duplicate {id_field} {key!r} (first on line {first})"
-                )
+                reason = f"duplicate {id_field} {key!r} (first on line {lines[key]})"
+                raise StateFileError(path, number, f"{id_field}: {reason}")
             index[key] = record
             positions[key] = len(records)
             lines[key] = number
