@@ -52,13 +52,16 @@ _CODES = {"server_error": "UNEXPECTED_ERROR", "service_unavailable": "SERVICE_UN
 _STATUS_NAMES = {"open": "Open", "paidInFull": "Paid In Full", "voided": "Voided"}
 
 
-def _error(status: int, code: str, detail: str) -> JSONResponse:
+def _error(status: int, code: str, detail: str, *, path: str | None = None) -> JSONResponse:
+    details: dict[str, str] = {"detail": detail, "o:errorCode": code}
+    if path is not None:
+        details["o:errorPath"] = path
     return JSONResponse(
         {
             "type": _TYPE_URLS.get(status, _TYPE_URLS[400]),
             "title": _TITLES.get(status, "Error"),
             "status": status,
-            "o:errorDetails": [{"detail": detail, "o:errorCode": code}],
+            "o:errorDetails": [details],
         },
         status_code=status,
     )
@@ -475,10 +478,13 @@ def build_app(
     faults: FaultSpec,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     max_concurrency: int = 15,
+    query_time_limit_s: float = 30.0,
+    query_row_limit: int = 1_000_000,
 ) -> Starlette:
     """The ERP as an ASGI app over `store`; wrap it in FaultMiddleware to serve it.
 
     `faults` is applied by the middleware; it is taken here so all three systems build alike.
+    A SuiteQL query is stopped after `query_time_limit_s` or beyond `query_row_limit` rows.
     """
     del faults
 
@@ -491,7 +497,12 @@ def build_app(
         credentials=credentials,
         now=now,
         max_concurrency=max_concurrency,
-        engine=SuiteQLEngine(records=snapshot, version=lambda: store.version("erp")),
+        engine=SuiteQLEngine(
+            records=snapshot,
+            version=lambda: store.version("erp"),
+            time_limit_s=query_time_limit_s,
+            row_limit=query_row_limit,
+        ),
     )
 
     def authorized(request: Request) -> bool:
@@ -519,7 +530,12 @@ def build_app(
             except ErpFailure as failure:
                 return _error(failure.status, failure.code, failure.detail)
             except ContractError as error:
-                return _error(400, "INVALID_FLD_VALUE", f"Invalid value for {error}.")
+                return _error(
+                    400,
+                    "INVALID_CONTENT",
+                    f"Error while accessing resource: invalid field value {error}.",
+                    path=error.field,
+                )
             finally:
                 with state.counter_lock:
                     state.in_flight -= 1

@@ -426,7 +426,8 @@ class SuiteQLEngine:
 
     Results are kept per (query, version) as Arrow tables, so paging with limit/offset
     slices one fixed result (every row exactly once, even without ORDER BY) and only the
-    rows of the asked page become Python objects.
+    rows of the asked page become Python objects. Each query runs on its own cursor, cut
+    off after `time_limit_s` or beyond `row_limit` rows, so one heavy query holds up no other.
     """
 
     def __init__(
@@ -435,10 +436,14 @@ class SuiteQLEngine:
         records: Callable[[], Mapping[str, Sequence[Mapping[str, Any]]]],
         version: Callable[[], int],
         cached_results: int = 16,
+        time_limit_s: float = 30.0,
+        row_limit: int = 1_000_000,
     ) -> None:
         self._records = records
         self._version = version
         self._cached_results = cached_results
+        self._time_limit_s = time_limit_s
+        self._row_limit = row_limit
         self._lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._built_version: int | None = None
@@ -454,8 +459,8 @@ class SuiteQLEngine:
             connection.unregister("_rows")
         connection.execute("SET enable_external_access = false")
         connection.execute("SET lock_configuration = true")
-        if self._connection is not None:
-            self._connection.close()
+        # The old connection is not closed here: queries still running hold it, and it goes
+        # when the last of them lets go.
         self._connection = connection
         self._built_version = version
         self._results.clear()
@@ -475,20 +480,51 @@ class SuiteQLEngine:
             if cached is not None:
                 self._results.move_to_end(key)
                 return cached
-            check_query(text, connection=connection)
-            try:
-                relation = connection.sql(text)
-                columns = [str(column).lower() for column in relation.columns]
-                table = relation.to_arrow_table()
-            except duckdb.Error as error:
-                raise _invalid(str(error).splitlines()[0]) from None
-            if len(set(columns)) != len(columns):
-                raise _invalid("two result columns have the same name; give them aliases")
-            table = table.rename_columns(columns)
+            cursor = connection.cursor()
+        try:
+            check_query(text, connection=cursor)
+            table = self._run(cursor, text)
+        finally:
+            cursor.close()
+        with self._lock:
             self._results[key] = table
             while len(self._results) > self._cached_results:
                 self._results.popitem(last=False)
-            return table
+        return table
+
+    def _run(self, cursor: duckdb.DuckDBPyConnection, text: str) -> pa.Table:
+        """The whole result, read in batches so the row limit stops it early."""
+        timer = threading.Timer(self._time_limit_s, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            relation = cursor.sql(text)
+            columns = [str(column).lower() for column in relation.columns]
+            if len(set(columns)) != len(columns):
+                raise _invalid("two result columns have the same name; give them aliases")
+            reader = relation.to_arrow_reader(10_000)
+            batches, count = [], 0
+            for batch in reader:
+                count += batch.num_rows
+                if count > self._row_limit:
+                    raise SuiteQLError(
+                        f"The query returns more than {self._row_limit} rows. Narrow it with "
+                        "WHERE, or read it in windows (id > last id ORDER BY id).",
+                        error_code="INVALID_PARAMETER",
+                    )
+                batches.append(batch)
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+        except duckdb.InterruptException:
+            raise SuiteQLError(
+                f"The query ran longer than {self._time_limit_s:g} s and was stopped. "
+                "Narrow it, or read it in windows (id > last id ORDER BY id).",
+                error_code="SSS_SEARCH_TIMEOUT",
+            ) from None
+        except duckdb.Error as error:
+            raise _invalid(str(error).splitlines()[0]) from None
+        finally:
+            timer.cancel()
+        return table.rename_columns(columns)
 
     def page(
         self, query: str, *, offset: int, limit: int
