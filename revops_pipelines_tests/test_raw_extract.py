@@ -88,17 +88,15 @@ def test_contract_breaking_records_are_quarantined_with_reason(con):
     stats = extract_stream(reader, con, "customers", run_id="r1")
     assert stats.quarantined == 4 and stats.new == 1
     assert stats.unknown_fields == ["shiny_new_field"]
-    reasons = [
-        r[0]
-        for r in con.execute(
-            "SELECT reason FROM raw._quarantine WHERE stream = 'billing_customers' ORDER BY reason"
-        ).fetchall()
-    ]
-    assert reasons == [
-        "created has type str, expected int",
-        "id has type int, expected str",
-        "missing id",
-        "not a JSON object: str",
+    quarantined = con.execute(
+        """SELECT reason, record_id, field, value FROM raw._quarantine
+        WHERE stream = 'billing_customers' ORDER BY reason"""
+    ).fetchall()
+    assert quarantined == [
+        ("created: not Unix seconds", "cus_9", "created", '"yesterday"'),
+        ("id: not a non-blank string", None, "id", "42"),
+        ("missing id", None, "id", None),
+        ("not a JSON object: str", None, None, None),
     ]
     assert rows(con, "billing_customers")["cus_1"][0] == good
 

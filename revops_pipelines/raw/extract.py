@@ -14,6 +14,7 @@ import duckdb
 from revops_pipelines.connectors import billing, crm, erp
 from revops_pipelines.connectors.base import BaseClient, Change, Page, StreamSpec
 from revops_pipelines.raw import store
+from revops_pipelines.raw.contract import find_breach
 from revops_pipelines.raw.store import QuarantinedRecord, RawRow
 from revops_pipelines.settings import Settings
 
@@ -25,9 +26,6 @@ STREAM_TABLES: dict[str, tuple[dict[str, StreamSpec], tuple[str, ...]]] = {
     "billing": (billing.STREAMS, ()),
     "erp": (erp.STREAMS, erp.RECORD_EXTRAS),
 }
-
-# The change cursor's JSON type per system; another type breaks the contract.
-_CURSOR_TYPES: dict[str, tuple[type, ...]] = {"crm": (str,), "billing": (int,), "erp": (str,)}
 
 
 class StreamReader(Protocol):
@@ -70,38 +68,51 @@ def all_stream_keys() -> list[str]:
 
 
 def _dump(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    # NaN and Infinity are no JSON: refused here rather than stored as a payload DuckDB rejects.
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _check(
-    change: Change, spec: StreamSpec, *, system: str, known: frozenset[str], unknown: set[str]
+    change: Change, spec: StreamSpec, *, key: str, known: frozenset[str], unknown: set[str]
 ) -> RawRow | QuarantinedRecord:
-    """A row for the raw table, or the reason the record breaks the contract."""
+    """A row for the raw table, or the record set aside with the field that breaks the contract."""
     record = change.record
     if not isinstance(record, dict):
         return QuarantinedRecord(f"not a JSON object: {type(record).__name__}", _safe(record))
-    key = record.get(spec.primary_key)
-    if key is None or key == "":
-        return QuarantinedRecord(f"missing {spec.primary_key}", _safe(record))
-    if not isinstance(key, str):
+    record_id = record.get(spec.primary_key)
+    if record_id is None or record_id == "":
         return QuarantinedRecord(
-            f"{spec.primary_key} has type {type(key).__name__}, expected str", _safe(record)
+            f"missing {spec.primary_key}", _safe(record), field=spec.primary_key
         )
-    if spec.cursor:
-        stamp = record.get(spec.cursor)
-        wanted = _CURSOR_TYPES[system]
-        if stamp is not None and (not isinstance(stamp, wanted) or isinstance(stamp, bool)):
-            return QuarantinedRecord(
-                f"{spec.cursor} has type {type(stamp).__name__}, expected {wanted[0].__name__}",
-                _safe(record),
-            )
+    if not isinstance(record_id, str) or not record_id.strip():
+        return QuarantinedRecord(
+            f"{spec.primary_key}: not a non-blank string",
+            _safe(record),
+            field=spec.primary_key,
+            value=_safe(record_id),
+        )
+    try:
+        payload = _dump(record)
+    except ValueError:
+        return QuarantinedRecord(
+            "holds NaN or Infinity, which JSON has not", _safe(record), record_id=record_id
+        )
+    breach = find_breach(key, record, deleted=change.deleted)
+    if breach is not None:
+        return QuarantinedRecord(
+            f"{breach.field}: {breach.reason}",
+            payload,
+            record_id=record_id,
+            field=breach.field,
+            value=breach.value_text(),
+        )
     unknown.update(name for name in record if name not in known)
-    return RawRow(key, _dump(record), change.cursor_value, change.deleted)
+    return RawRow(record_id, payload, change.cursor_value, change.deleted)
 
 
 def _safe(record: Any) -> str:
     try:
-        return _dump(record)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError):
         return repr(record)
 
@@ -166,7 +177,7 @@ def extract_stream(
     for page in pages:
         for change in page.changes:
             stats.fetched += 1
-            checked = _check(change, spec, system=system, known=known, unknown=unknown)
+            checked = _check(change, spec, key=key, known=known, unknown=unknown)
             (rows if isinstance(checked, RawRow) else bad).append(checked)
         if page.replaces is not None:
             # Quarantined children still count as present: never tombstone on bad data.

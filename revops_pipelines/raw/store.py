@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 SCHEMA = "raw"
+QUARANTINE_DETAIL = ("record_id", "field", "value")
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,13 @@ class RawRow:
 
 @dataclass(frozen=True)
 class QuarantinedRecord:
+    """A record kept out of raw: why, and where known the id, the field and its value (JSON)."""
+
     reason: str
     payload: str
+    record_id: str | None = None
+    field: str | None = None
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, stream_key: str) -> None:
             stream VARCHAR, reason VARCHAR, payload VARCHAR, extracted_at TIMESTAMPTZ,
             run_id VARCHAR)"""
     )
+    # Added later: tables made before them gain the columns, nulls in the old rows.
+    for column in QUARANTINE_DETAIL:
+        con.execute(f"ALTER TABLE {SCHEMA}._quarantine ADD COLUMN IF NOT EXISTS {column} VARCHAR")
 
 
 def read_cursor(con: duckdb.DuckDBPyConnection, stream_key: str) -> dict[str, Any] | None:
@@ -103,8 +112,13 @@ def write_batch(
             )
         if quarantined:
             con.executemany(
-                f"INSERT INTO {SCHEMA}._quarantine VALUES (?, ?, ?, now(), ?)",
-                [[stream_key, q.reason, q.payload, run_id] for q in quarantined],
+                f"""INSERT INTO {SCHEMA}._quarantine
+                    (stream, reason, payload, extracted_at, run_id, record_id, field, value)
+                VALUES (?, ?, ?, now(), ?, ?, ?, ?)""",
+                [
+                    [stream_key, q.reason, q.payload, run_id, q.record_id, q.field, q.value]
+                    for q in quarantined
+                ],
             )
         if cursor is not None:
             con.execute(
