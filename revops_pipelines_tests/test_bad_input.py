@@ -13,6 +13,7 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from revops_pipelines.connectors.billing import BillingClient
 from revops_pipelines.connectors.crm import CrmClient
 from revops_pipelines.connectors.erp import ErpClient
 from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_stream, stream_key
+from revops_pipelines.raw.store import read_cursor
 from revops_pipelines.recon.run import now_for, recon_vars
 from revops_pipelines.sandbox.faults import FaultSpec
 from revops_pipelines.sandbox.generate import generate_state
@@ -209,7 +211,7 @@ def _findings(con: duckdb.DuckDBPyConnection, as_of: str) -> list[dict[str, Any]
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A small generated world with drift, and the findings of its clean run."""
     state = tmp_path_factory.mktemp("world") / "state"
-    generate_state(state, customers=25, months=6, seed=11, drift_rate=0.2)
+    generate_state(state, customers=40, months=6, seed=11, drift_rate=0.5)
     as_of = json.loads((state / "manifest.json").read_text())["as_of"]
     with duckdb.connect(":memory:") as con:
         stats = _extract(StateStore.load(state), con, run_id="clean")
@@ -361,3 +363,37 @@ def test_breaking_records_are_quarantined_and_the_rest_reconciles_unchanged(
 
     assert _untouched(findings, touched) == _untouched(world["findings"], touched)
     assert _untouched(findings, touched), "untouched findings remain to compare"
+
+
+def _read_accounts(store: StateStore, con: duckdb.DuckDBPyConnection, *, run_id: str):
+    with _serving(store) as urls:
+        client = _clients(urls)["crm"]
+        try:
+            return extract_stream(client, con, "account", run_id=run_id)
+        finally:
+            client.close()
+
+
+def test_an_unreadable_cursor_is_quarantined_and_the_next_incremental_load_is_valid(
+    world: dict[str, Any],
+) -> None:
+    state = StateStore.load(world["state"])
+    with duckdb.connect(":memory:") as con:
+        clean_cursor = _read_accounts(state, con, run_id="clean").cursor
+    accounts = state.collection("crm", "Account")
+    oldest = min(accounts.records, key=lambda r: r["SystemModstamp"])["Id"]
+    tamper = ("crm", "Account", "crm_account", _any, _set("SystemModstamp", 12345), "", "")
+    _apply(state, tamper, oldest)
+    with duckdb.connect(":memory:") as con:
+        first = _read_accounts(state, con, run_id="r1")
+        assert first.quarantined == 1
+        # The cursor comes from the readable stamps: the same as without the broken record.
+        assert first.cursor == clean_cursor
+        assert read_cursor(con, "crm_account") == clean_cursor
+        # The source fixes the record; the next incremental query is valid and picks it up.
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        _apply(state, ("crm", "Account", "", _any, _set("SystemModstamp", now), "", ""), oldest)
+        second = _read_accounts(state, con, run_id="r2")
+        assert second.new == 1 and second.quarantined == 0
+        stored = con.execute("SELECT count(*) FROM raw.crm_account WHERE id = ?", [oldest])
+        assert stored.fetchone()[0] == 1
