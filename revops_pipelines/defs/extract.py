@@ -42,11 +42,11 @@ def _metadata(stats: StreamStats) -> dict[str, Any]:
 def _quarantine_check(con: Any, key: str, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
     count = store.quarantine_count(con, key)
     sample = con.execute(
-        "SELECT reason, payload FROM raw._quarantine WHERE stream = ? ORDER BY extracted_at DESC "
-        "LIMIT 5",
+        "SELECT coalesce(record_id, '?'), reason, coalesce(value, payload) FROM raw._quarantine "
+        "WHERE stream = ? ORDER BY extracted_at DESC LIMIT 5",
         [key],
     ).fetchall()
-    lines = [f"- {reason}: `{payload[:200]}`" for reason, payload in sample]
+    lines = [f"- `{record_id}` {reason}: `{value[:200]}`" for record_id, reason, value in sample]
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=QUARANTINE_CHECK,
