@@ -107,7 +107,8 @@ def _money(value: Any) -> float:
 
 
 def _id_order(record_id: str) -> tuple[int, int | str]:
-    return (0, int(record_id)) if record_id.isdigit() else (1, record_id)
+    number = ascii_integer(record_id)
+    return (0, number) if number is not None else (1, record_id)
 
 
 @dataclass
@@ -208,7 +209,7 @@ def _new_id(state: _ErpState, record_type: str) -> str:
     if highest is None:
         types = TRANSACTION_TYPES if space == "transaction" else (record_type,)
         highest = max(
-            (int(key) for name in types for key in state.collection(name).index if key.isdigit()),
+            (ascii_integer(key) or 0 for name in types for key in state.collection(name).index),
             default=0,
         )
     state.highest_ids[space] = highest + 1
