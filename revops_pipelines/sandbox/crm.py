@@ -304,7 +304,16 @@ def _update_collection(
                         400, "INVALID_FIELD", f"{name}: a field value must be a scalar"
                     )
             changes = _resolve_fields(object_name, fields, collection.records)
-            changed.append((object_name, {**current, **changes}))
+            updated = {**current, **changes}
+            try:
+                collection.check(updated)
+            except ContractError as error:
+                raise _CrmFailure(
+                    400,
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{error.field}: value not of required type: {error.reason}",
+                ) from None
+            changed.append((object_name, updated))
             results.append({"id": str(record_id), "success": True, "errors": []})
         except _CrmFailure as failure:
             results.append(
