@@ -167,7 +167,9 @@ def test_quoted_datetime_is_refused_by_name(clients: dict[str, httpx.Client]) ->
     assert unquoted.status_code == 200 and unquoted.json()["totalSize"] > 0
 
 
-def test_an_unexpected_error_is_a_500_in_the_systems_shape(handwritten_state: Path) -> None:
+def test_an_unexpected_error_is_a_500_in_the_systems_shape_and_logged(
+    handwritten_state: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = StateStore.load(handwritten_state)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -184,22 +186,31 @@ def test_an_unexpected_error_is_a_500_in_the_systems_shape(handwritten_state: Pa
     server = SandboxServer(apps)
     urls = server.start()
     try:
-        crm = httpx.get(
-            f"{urls.crm}{CRM_API}/sobjects/Account/001Hs00003AbCdEIAV",
-            headers={"Authorization": "Bearer none"},
-        )
-        billing = httpx.get(
-            f"{urls.billing}/v1/customers/cus_x", headers={"Authorization": "Bearer sk_test_x"}
-        )
-        erp_answer = httpx.get(
-            f"{urls.erp}{RECORDS}/item/77", headers={"Authorization": "Bearer t"}
-        )
+        token = httpx.post(
+            f"{urls.crm}/services/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": "c", "client_secret": "s"},
+        ).json()["access_token"]
+        answers = {
+            "crm": httpx.get(
+                f"{urls.crm}{CRM_API}/sobjects/Account/001Hs00003AbCdEIAV",
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            "billing": httpx.get(
+                f"{urls.billing}/v1/customers/cus_x", headers={"Authorization": "Bearer sk_test_x"}
+            ),
+            "erp": httpx.get(f"{urls.erp}{RECORDS}/item/77", headers={"Authorization": "Bearer t"}),
+        }
     finally:
         server.stop()
-    assert crm.status_code == 401  # refused before the store is read
-    assert billing.status_code == 500 and billing.json()["error"]["type"] == "api_error"
-    assert erp_answer.status_code == 500
-    assert assert_erp_error(erp_answer)["o:errorCode"] == "UNEXPECTED_ERROR"
+    assert {system: answer.status_code for system, answer in answers.items()} == dict.fromkeys(
+        answers, 500
+    )
+    assert assert_crm_error(answers["crm"])["errorCode"] == "UNKNOWN_EXCEPTION"
+    assert answers["billing"].json()["error"]["type"] == "api_error"
+    assert assert_erp_error(answers["erp"])["o:errorCode"] == "UNEXPECTED_ERROR"
+    logged = [r.getMessage() for r in caplog.records if r.name == "revops_pipelines.sandbox"]
+    assert any("billing sandbox failed on GET /v1/customers/cus_x" in line for line in logged)
+    assert len(logged) == 3
 
 
 # ------------------------------------------------------------------ fuzz
