@@ -162,3 +162,68 @@ def test_large_batch_upsert(con):
     reader = FakeReader("billing", [[Page(many), Page([], cursor={})]])
     stats = extract_stream(reader, con, "customers", run_id="r1", batch_size=7000)
     assert stats.new == 20000 and stats.row_count == 20000
+
+
+def test_full_refresh_turns_records_the_source_no_longer_returns_into_tombstones(con):
+    everything = [Page([Change(customer(n)) for n in (1, 2, 3)]), Page([], cursor={"created": 3})]
+    incremental = [Page([Change(customer(2, name="renamed"))]), Page([], cursor={"created": 4})]
+    without_1_and_3 = [Page([Change(customer(2, name="renamed"))]), Page([], cursor={"c": 5})]
+    back_again = [Page([Change(customer(n)) for n in (1, 2)]), Page([], cursor={"created": 6})]
+    reader = FakeReader("billing", [everything, incremental, without_1_and_3, back_again])
+    extract_stream(reader, con, "customers", run_id="r1")
+    # an incremental read returns only changes: what it leaves out is not deleted
+    extract_stream(reader, con, "customers", run_id="r2")
+    assert {k: v[1] for k, v in rows(con, "billing_customers").items()} == {
+        "cus_1": False,
+        "cus_2": False,
+        "cus_3": False,
+    }
+    stats = extract_stream(reader, con, "customers", run_id="r3", full_refresh=True)
+    stored = rows(con, "billing_customers")
+    assert {k: v[1] for k, v in stored.items()} == {"cus_1": True, "cus_2": False, "cus_3": True}
+    assert stored["cus_1"] == (customer(1), True, "r3")  # the last payload is kept
+    assert (stats.new, stats.changed, stats.deleted) == (0, 2, 2)
+    # a record the source returns again is live again
+    extract_stream(reader, con, "customers", run_id="r4", full_refresh=True)
+    stored = rows(con, "billing_customers")
+    assert {k: v[1] for k, v in stored.items()} == {"cus_1": False, "cus_2": False, "cus_3": True}
+
+
+def test_a_quarantined_record_is_still_at_the_source_and_never_tombstoned(con):
+    everything = [Page([Change(customer(n)) for n in (1, 2, 3)]), Page([], cursor={})]
+    # cus_2 breaks the contract but names its id; cus_1 is gone
+    named = [
+        Page([Change(customer(2, created="yesterday")), Change(customer(3))]),
+        Page([], cursor={}),
+    ]
+    # a record with no id could be any stored one: nothing is tombstoned
+    anonymous = [Page([Change({"object": "customer", "created": 1})]), Page([], cursor={})]
+    reader = FakeReader("billing", [everything, named, anonymous])
+    extract_stream(reader, con, "customers", run_id="r1")
+    stats = extract_stream(reader, con, "customers", run_id="r2", full_refresh=True)
+    assert (stats.quarantined, stats.deleted) == (1, 1)
+    assert {k: v[1] for k, v in rows(con, "billing_customers").items()} == {
+        "cus_1": True,
+        "cus_2": False,
+        "cus_3": False,
+    }
+    stats = extract_stream(reader, con, "customers", run_id="r3", full_refresh=True)
+    assert (stats.quarantined, stats.deleted) == (1, 0)
+
+
+def test_a_full_refresh_that_fails_before_its_end_tombstones_nothing(con):
+    first = [Page([Change(customer(1)), Change(customer(2))]), Page([], cursor={})]
+
+    def cut_short():
+        yield Page([Change(customer(1))])
+        raise RuntimeError("connection reset")
+
+    reader = FakeReader("billing", [first])
+    extract_stream(reader, con, "customers", run_id="r1")
+    reader.read = lambda spec, *, cursor: cut_short()
+    with pytest.raises(RuntimeError):
+        extract_stream(reader, con, "customers", run_id="r2", full_refresh=True, batch_size=1)
+    assert {k: v[1] for k, v in rows(con, "billing_customers").items()} == {
+        "cus_1": False,
+        "cus_2": False,
+    }

@@ -143,6 +143,10 @@ def extract_stream(
     known = frozenset(spec.fields) | frozenset(extras)
     store.ensure_tables(con, key)
     cursor = None if full_refresh or notified is not None else store.read_cursor(con, key)
+    # A read of the notified records only is not a full read: it says nothing of the others.
+    full_read = cursor is None and notified is None
+    if full_read:
+        store.start_full_read(con, key)
     before = client.stats.snapshot() if isinstance(client, BaseClient) else {}
     started = time.monotonic()
     stats = StreamStats(stream=key, full_refresh=cursor is None and notified is None)
@@ -150,7 +154,11 @@ def extract_stream(
     rows: list[RawRow] = []
     bad: list[QuarantinedRecord] = []
 
+    unidentified = False  # a quarantined record of this read had no id
+
     def flush(*, cursor: dict[str, Any] | None = None, replaces: Any = None) -> None:
+        nonlocal unidentified
+        unidentified = unidentified or any(q.record_id is None for q in bad)
         result = store.write_batch(
             con,
             key,
@@ -160,6 +168,10 @@ def extract_stream(
             quarantined=bad,
             replaces=replaces,
             cursor=cursor,
+            full_read=full_read,
+            # The cursor ends a read. A quarantined record without an id may be any stored
+            # one: then nothing is tombstoned.
+            end_full_read=full_read and cursor is not None and not unidentified,
         )
         stats.new += result.new
         stats.changed += result.changed

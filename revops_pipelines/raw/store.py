@@ -2,6 +2,11 @@
 
 Each `write_batch` is one transaction, so a stream's cursor is only ever stored
 together with the rows it covers.
+
+A full read returns every record the source still has. The billing API and the ERP have no
+`IsDeleted`: a record deleted there simply stops being returned. So the ids of a full read
+are noted as it goes (`start_full_read`), and the batch that ends it turns every stored
+record the read did not return into a tombstone (`deleted = true`, last payload kept).
 """
 
 from __future__ import annotations
@@ -85,6 +90,15 @@ def quarantine_count(con: duckdb.DuckDBPyConnection, stream_key: str) -> int:
     ).fetchone()[0]
 
 
+def _seen_table(stream_key: str) -> str:
+    return f"temp.main._seen_{stream_key}"
+
+
+def start_full_read(con: duckdb.DuckDBPyConnection, stream_key: str) -> None:
+    """Starts noting the ids a full read returns (on this connection), for `end_full_read`."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _seen_{stream_key} (id VARCHAR)")
+
+
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     stream_key: str,
@@ -95,10 +109,14 @@ def write_batch(
     quarantined: list[QuarantinedRecord] = (),
     replaces: tuple[tuple[str, ...], list[str]] | None = None,
     cursor: dict[str, Any] | None = None,
+    full_read: bool = False,
+    end_full_read: bool = False,
 ) -> WriteResult:
     """Upsert rows by id (the latest wins), in one transaction with the cursor, if given.
 
     Rows whose payload and tombstone equal the stored ones are left as they are.
+    `full_read`: the rows belong to a read begun with `start_full_read`; `end_full_read`: this
+    batch ends it, and stored records it never returned become tombstones.
     """
     table = table_name(stream_key)
     con.execute("BEGIN TRANSACTION")
@@ -110,6 +128,16 @@ def write_batch(
             result = _tombstone_missing_children(
                 con, table, rows, replaces=replaces, run_id=run_id, result=result
             )
+        # A quarantined record with an id is still at the source: seen, never tombstoned.
+        seen = [r.id for r in rows] + [q.record_id for q in quarantined if q.record_id]
+        if full_read and seen:
+            con.register("_seen_batch", pa.table({"id": pa.array(seen, pa.string())}))
+            try:
+                con.execute(f"INSERT INTO {_seen_table(stream_key)} SELECT id FROM _seen_batch")
+            finally:
+                con.unregister("_seen_batch")
+        if end_full_read:
+            result = _tombstone_unseen(con, stream_key, run_id=run_id, result=result)
         if quarantined:
             con.executemany(
                 f"""INSERT INTO {SCHEMA}._quarantine
@@ -203,4 +231,17 @@ def _tombstone_missing_children(
           AND id NOT IN (SELECT unnest(?::VARCHAR[]))""",
         [run_id, *params, seen],
     ).fetchone()[0]
+    return WriteResult(new=result.new, changed=result.changed + gone, deleted=result.deleted + gone)
+
+
+def _tombstone_unseen(
+    con: duckdb.DuckDBPyConnection, stream_key: str, *, run_id: str, result: WriteResult
+) -> WriteResult:
+    seen = _seen_table(stream_key)
+    gone = con.execute(
+        f"""UPDATE {table_name(stream_key)} SET deleted = true, extracted_at = now(), run_id = ?
+        WHERE NOT coalesce(deleted, false) AND id NOT IN (SELECT id FROM {seen})""",
+        [run_id],
+    ).fetchone()[0]
+    con.execute(f"DROP TABLE {seen}")
     return WriteResult(new=result.new, changed=result.changed + gone, deleted=result.deleted + gone)
