@@ -221,6 +221,10 @@ def test_realistic_world_features(clean: tuple[Path, dict]) -> None:
         i["total"] == 0 or i["total_taxes"][0]["amount"] == 0 for i in data["billing/invoices"]
     )
     assert Counter(s["status"] for s in data["billing/subscriptions"])["canceled"]
+    # usage billing: invoices with more lines than Stripe embeds, still summing to the subtotal
+    usage = [i for i in data["billing/invoices"] if len(i["lines"]["data"]) >= 25]
+    assert usage
+    assert all(sum(li["amount"] for li in i["lines"]["data"]) == i["subtotal"] for i in usage)
     stages = Counter(o["StageName"] for o in data["crm/Opportunity"])
     assert stages["Closed Won"] and stages["Closed Lost"]
     assert {c["Status"] for c in data["crm/Contract"]} >= {"Activated", "Terminated"}

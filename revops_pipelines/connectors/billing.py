@@ -1,4 +1,9 @@
-"""Billing client (Stripe API subset): concurrent full lists by `created` range, then /v1/events."""
+"""Billing client (Stripe API subset): concurrent full lists by `created` range, then /v1/events.
+
+Stripe embeds only the first page of a nested list (`invoice.lines`, `subscription.items`);
+when that page says `has_more`, the client reads the rest from the list's own `url`, so every
+record is stored with its whole list.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -96,7 +102,7 @@ STREAMS: dict[str, StreamSpec] = {
                 "livemode",
             ),
             # The list leaves out canceled subscriptions unless asked for all.
-            {"object": "subscription", "params": {"status": "all"}},
+            {"object": "subscription", "params": {"status": "all"}, "nested": "items"},
         ),  # fmt: skip
         StreamSpec(
             "invoices",
@@ -126,7 +132,7 @@ STREAMS: dict[str, StreamSpec] = {
                 "metadata",
                 "livemode",
             ),
-            {"object": "invoice"},
+            {"object": "invoice", "nested": "lines"},
         ),  # fmt: skip
         StreamSpec(
             "invoice_payments",
@@ -356,6 +362,7 @@ class BillingClient(BaseClient):
             # Events before the list starts are already reflected in it.
             start = self._event_start(stream=spec.name)
             for records in self.list_concurrent(spec.source, params, stream=spec.name):
+                records = self._with_whole_lists(spec, records)
                 yield Page([Change(r, cursor_value=_created(r)) for r in records])
             yield Page([], cursor=start)
             return
@@ -393,10 +400,65 @@ class BillingClient(BaseClient):
                 raise
             if isinstance(current, dict) and current.get("deleted") is True:
                 return Change(obj, deleted=True, cursor_value=when)
+            if _has_more(current, spec.options.get("nested")):
+                current = self._whole_list(current, spec.options["nested"], stream=spec.name)
             return Change(current, cursor_value=when)
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(one, latest.items()))
+
+    def _with_whole_lists(
+        self, spec: StreamSpec, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The records, each whose nested list has more than its embedded page read whole."""
+        field = spec.options.get("nested")
+        partial = [i for i, record in enumerate(records) if _has_more(record, field)]
+        if not partial:
+            return records
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            whole = pool.map(
+                lambda record: self._whole_list(record, field, stream=spec.name),
+                [records[i] for i in partial],
+            )
+            completed = list(records)
+            for i, record in zip(partial, whole, strict=True):
+                completed[i] = record
+        return completed
+
+    def _whole_list(self, record: dict[str, Any], field: str, *, stream: str) -> dict[str, Any]:
+        """`record` with `field` holding every entry, read after the embedded ones from its url."""
+        listed = record[field]
+        url = listed.get("url")
+        if not isinstance(url, str) or not url:
+            raise ConnectorError(
+                system=self.system,
+                status=None,
+                code="nested_list_without_url",
+                message=f"{field} says has_more but gives no url to read the rest from",
+                retryable=False,
+                record_id=str(record.get("id")),
+                field=field,
+            )
+        path, _, query = url.partition("?")
+        params = dict(parse_qsl(query))
+        data = list(listed.get("data") or [])
+        while True:
+            query_params: dict[str, Any] = {**params, "limit": PAGE_LIMIT}
+            if data:
+                query_params["starting_after"] = data[-1]["id"]
+            body = self.get_json(
+                path, params=query_params, record_id=record.get("id"), stream=stream
+            )
+            more = list(body.get("data") or [])
+            data.extend(more)
+            if not body.get("has_more") or not more:
+                break
+        return {**record, field: {**listed, "data": data, "has_more": False}}
+
+
+def _has_more(record: Any, field: str | None) -> bool:
+    listed = record.get(field) if field and isinstance(record, dict) else None
+    return isinstance(listed, dict) and listed.get("has_more") is True
 
 
 def _put(out: queue.Queue, item: Any, stop: threading.Event) -> None:

@@ -1,6 +1,8 @@
 """The billing sandbox: the subset of the Stripe API (version 2026-10-28) the pipeline uses.
 
-Lists page like Stripe (newest first, `starting_after` / `ending_before` cursors),
+Lists page like Stripe (newest first, `starting_after` / `ending_before` cursors); nested
+lists (`invoice.lines`, `subscription.items`) embed their first 10 entries, and the rest come
+from `/v1/invoices/{id}/lines` and `/v1/subscription_items?subscription=<id>` like Stripe's;
 writes are form-encoded and idempotent by `Idempotency-Key`, errors carry Stripe's
 `{"error": {...}}` body and a `Request-Id`, so the official `stripe` package works.
 """
@@ -34,9 +36,12 @@ from revops_pipelines.sandbox.stripe_lists import (
     OrderedView,
     PageRequest,
     UnknownCursor,
+    embedded,
     encode,
+    encoded_list,
     list_body,
     page,
+    page_sequence,
 )
 
 API_VERSION = "2026-10-28"
@@ -62,12 +67,16 @@ def _invoice_subscription(record: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class Resource:
-    """One list endpoint: its state file, object name and the filters it accepts."""
+    """One list endpoint: its state file, object name and the filters it accepts.
+
+    `nested`: the field holding an embedded list (Stripe embeds its first page only).
+    """
 
     collection: str
     object_name: str
     filters: dict[str, Getter]
     statuses: frozenset[str] = frozenset()
+    nested: str | None = None
 
 
 RESOURCES: dict[str, Resource] = {
@@ -101,6 +110,7 @@ RESOURCES: dict[str, Resource] = {
                 "unpaid",
             }
         ),
+        nested="items",
     ),
     "invoices": Resource(
         "invoices",
@@ -111,6 +121,7 @@ RESOURCES: dict[str, Resource] = {
             "subscription": _invoice_subscription,
         },
         frozenset({"draft", "open", "paid", "uncollectible", "void"}),
+        nested="lines",
     ),
     "invoice_payments": Resource(
         "invoice_payments",
@@ -254,9 +265,8 @@ def _int_param(params: dict[str, str], name: str) -> int:
     return value
 
 
-def _page_request(
-    resource: Resource, params: dict[str, str], multi: dict[str, list[str]]
-) -> PageRequest:
+def _paging(params: dict[str, str]) -> tuple[int, str | None, str | None]:
+    """`limit` (1-100, default 10) and at most one of `starting_after` / `ending_before`."""
     limit = 10
     if "limit" in params:
         limit = _int_param(params, "limit")
@@ -272,6 +282,13 @@ def _page_request(
             "You may only specify one of these parameters: ending_before, starting_after.",
             param="ending_before",
         )
+    return limit, starting_after, ending_before
+
+
+def _page_request(
+    resource: Resource, params: dict[str, str], multi: dict[str, list[str]]
+) -> PageRequest:
+    limit, starting_after, ending_before = _paging(params)
     gte: int | None = None
     lte: int | None = None
     if "created" in params:
@@ -407,7 +424,7 @@ class BillingApp:
         with self._views_lock, self.store.lock:
             view = self._views.get(resource.collection)
             if view is None or view.version != collection.version:
-                view = OrderedView.build(collection)
+                view = OrderedView.build(collection, nested=resource.nested)
                 self._views[resource.collection] = view
         return view
 
@@ -438,7 +455,32 @@ class BillingApp:
         record = self.store.collection(SYSTEM, resource.collection).get(record_id)
         if record is None:
             raise _missing(resource.object_name, record_id)
-        return _json(encode(record))
+        return _json(encode(embedded(record, resource.nested)))
+
+    async def invoice_lines(self, request: Request) -> Response:
+        """`GET /v1/invoices/{id}/lines`: the whole of an invoice's embedded `lines`, paged."""
+        invoice_id = request.path_params["record_id"]
+        params = _nested_list_params(request, ())
+        invoice = self.store.collection(SYSTEM, "invoices").get(invoice_id)
+        if invoice is None:
+            raise _missing("invoice", invoice_id)
+        return _nested_page(invoice, "lines", params, url=f"/v1/invoices/{invoice_id}/lines")
+
+    async def subscription_items(self, request: Request) -> Response:
+        """`GET /v1/subscription_items?subscription=<id>`: one subscription's items, paged."""
+        params = _nested_list_params(request, ("subscription",))
+        subscription_id = params.get("subscription")
+        if not subscription_id:
+            raise StripeError(400, "Missing required param: subscription.", param="subscription")
+        subscription = self.store.collection(SYSTEM, "subscriptions").get(subscription_id)
+        if subscription is None:
+            raise StripeError(
+                404,
+                f"No such subscription: '{subscription_id}'",
+                code="resource_missing",
+                param="subscription",
+            )
+        return _nested_page(subscription, "items", params, url="/v1/subscription_items")
 
     def _resource(self, request: Request) -> Resource:
         name = request.path_params["resource"]
@@ -568,7 +610,7 @@ class BillingApp:
             writes = [(SYSTEM, name, updated)]
             if previous:
                 writes.append(self._event(f"{event_prefix}.updated", updated, previous=previous))
-            body = encode(updated)
+            body = encode(embedded(updated, RESOURCES[name].nested))
             self._commit(writes, 200, body)
         return 200, body
 
@@ -603,6 +645,35 @@ def event_write(
         "data": data,
     }
     return (SYSTEM, "events", event)
+
+
+def _nested_list_params(request: Request, filters: tuple[str, ...]) -> dict[str, str]:
+    params = dict(request.query_params)
+    for name in params:
+        if name not in _PAGING and name not in filters and not _is_list_key(name, "expand"):
+            raise StripeError(400, f"Received unknown parameter: {name}", param=name)
+    return params
+
+
+def _nested_page(
+    record: dict[str, Any], field: str, params: dict[str, str], *, url: str
+) -> Response:
+    limit, starting_after, ending_before = _paging(params)
+    listed = record.get(field)
+    items = list(listed.get("data") or []) if isinstance(listed, dict) else []
+    try:
+        data, has_more = page_sequence(
+            items, limit=limit, starting_after=starting_after, ending_before=ending_before
+        )
+    except UnknownCursor as error:
+        object_name = "line_item" if field == "lines" else "subscription_item"
+        raise StripeError(
+            400,
+            f"No such {object_name}: '{error.record_id}'",
+            code="resource_missing",
+            param=error.param,
+        ) from None
+    return _json(encoded_list([encode(item) for item in data], url=url, has_more=has_more))
 
 
 def _missing(object_name: str, record_id: str) -> StripeError:
@@ -741,6 +812,8 @@ def build_app(store: StateStore, *, credentials: Credentials, faults: FaultSpec)
         Route(
             "/v1/subscriptions/{record_id}", guarded(billing.update_subscription), methods=["POST"]
         ),
+        Route("/v1/invoices/{record_id}/lines", guarded(billing.invoice_lines), methods=["GET"]),
+        Route("/v1/subscription_items", guarded(billing.subscription_items), methods=["GET"]),
         Route("/v1/{resource}", guarded(billing.list), methods=["GET"]),
         Route("/v1/{resource}/{record_id}", guarded(billing.retrieve), methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

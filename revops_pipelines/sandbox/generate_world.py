@@ -947,6 +947,36 @@ def bill_subscription(world: World, customer: Customer, sub: dict) -> list[Bill]
             bills.append(_invoice(world, customer, sub, period_start, period_end))
 
 
+# A share of invoices bills the largest quantity as usage, one line per batch of units: more
+# lines (25+) than Stripe embeds in an invoice, so readers must page `invoice.lines`.
+USAGE_INVOICE_SHARE = 0.05
+USAGE_LINES = 30
+
+
+def _as_usage_lines(ids: Ids, lines: list[dict]) -> list[dict]:
+    """The line with the largest quantity split into up to 30 usage lines of the same total."""
+    biggest = max(range(len(lines)), key=lambda i: lines[i]["quantity"])
+    line = lines[biggest]
+    count = min(line["quantity"], USAGE_LINES)
+    if count < 25:
+        return lines
+    unit = int(line["pricing"]["unit_amount_decimal"])
+    name = line["description"].split(" × ", 1)[1]
+    base, extra = divmod(line["quantity"], count)
+    parts = [base + 1] * extra + [base] * (count - extra)
+    usage = [
+        {
+            **line,
+            "id": line["id"] if n == 0 else ids.stripe("il"),
+            "amount": unit * part,
+            "description": f"{part} × {name} (usage)",
+            "quantity": part,
+        }
+        for n, part in enumerate(parts)
+    ]
+    return [*lines[:biggest], *usage, *lines[biggest + 1 :]]
+
+
 def _invoice(world: World, customer: Customer, sub: dict, start: int, end: int) -> Bill:
     rng, ids, cur = world.rng, world.ids, customer.currency.lower()
     inv_id = ids.stripe("in")
@@ -972,6 +1002,8 @@ def _invoice(world: World, customer: Customer, sub: dict, start: int, end: int) 
                 },
             }
         )
+    if rng.random() < USAGE_INVOICE_SHARE:
+        lines = _as_usage_lines(ids, lines)
     tax = tax_for(subtotal, customer.jurisdiction, exempt=customer.exempt)
     total = subtotal + tax
     status, finalized, paid_at, voided_at = "draft", None, None, None

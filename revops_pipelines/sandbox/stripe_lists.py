@@ -41,29 +41,38 @@ class OrderedView:
     _encoded: list[bytes | None] = field(default_factory=list)
     _groups: dict[str, dict[Any, list[int]]] = field(default_factory=dict)
 
+    nested: str | None = None
+
     @classmethod
-    def build(cls, collection: Collection) -> OrderedView:
+    def build(cls, collection: Collection, *, nested: str | None = None) -> OrderedView:
+        """`nested`: the field holding an embedded list, served cut to its first page."""
         id_field = collection.id_field
         keyed = sorted(
             ((_created(r), str(r[id_field]), r) for r in collection.records),
             key=lambda item: (item[0], item[1]),
         )
         ids = [item[1] for item in keyed]
+        records = [item[2] for item in keyed]
         raw = collection.raw
         return cls(
             version=collection.version,
-            records=[item[2] for item in keyed],
+            records=records,
             ids=ids,
             created=[item[0] for item in keyed],
             positions={record_id: i for i, record_id in enumerate(ids)},
-            # A record still as loaded is served as the file's own JSON text.
-            _encoded=[raw.get(record_id) for record_id in ids],
+            # A record still as loaded, and served whole, is served as the file's own JSON text.
+            _encoded=[
+                raw.get(record_id) if embedded(record, nested) is record else None
+                for record_id, record in zip(ids, records, strict=True)
+            ],
+            nested=nested,
         )
 
     def encoded(self, position: int) -> bytes:
         cached = self._encoded[position]
         if cached is None:
-            cached = self._encoded[position] = encode(self.records[position])
+            record = embedded(self.records[position], self.nested)
+            cached = self._encoded[position] = encode(record)
         return cached
 
     def group(self, name: str, getter: Getter, value: Any) -> list[int]:
@@ -77,6 +86,42 @@ class OrderedView:
                     groups.setdefault(key, []).append(position)
             self._groups[name] = groups
         return groups.get(value, [])
+
+
+EMBEDDED_LIMIT = 10
+
+
+def embedded(record: dict[str, Any], nested: str | None) -> dict[str, Any]:
+    """The record as Stripe serves it: an embedded list holds its first 10 entries and says
+    `has_more`; the rest are read from the list's `url`. The record itself when nothing is cut.
+    """
+    listed = record.get(nested) if nested else None
+    data = listed.get("data") if isinstance(listed, dict) else None
+    if not isinstance(data, list) or len(data) <= EMBEDDED_LIMIT:
+        return record
+    return {**record, nested: {**listed, "data": data[:EMBEDDED_LIMIT], "has_more": True}}
+
+
+def page_sequence(
+    items: list[dict[str, Any]],
+    *,
+    limit: int,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a nested list, which keeps its own order (not newest first)."""
+    ids = [str(item.get("id")) for item in items]
+    if starting_after is not None:
+        if starting_after not in ids:
+            raise UnknownCursor("starting_after", starting_after)
+        rest = items[ids.index(starting_after) + 1 :]
+        return rest[:limit], len(rest) > limit
+    if ending_before is not None:
+        if ending_before not in ids:
+            raise UnknownCursor("ending_before", ending_before)
+        before = items[: ids.index(ending_before)]
+        return before[-limit:], len(before) > limit
+    return items[:limit], len(items) > limit
 
 
 @dataclass(frozen=True)
@@ -152,7 +197,11 @@ def _position(view: OrderedView, param: str, record_id: str) -> int:
 
 
 def list_body(view: OrderedView, positions: list[int], *, url: str, has_more: bool) -> bytes:
-    data = b",".join(view.encoded(p) for p in positions)
+    return encoded_list([view.encoded(p) for p in positions], url=url, has_more=has_more)
+
+
+def encoded_list(records: list[bytes], *, url: str, has_more: bool) -> bytes:
+    data = b",".join(records)
     return (
         b'{"object":"list","data":['
         + data
