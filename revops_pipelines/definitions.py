@@ -1,10 +1,21 @@
-"""The Dagster code location: everything under `defs/`, loaded by folder."""
+"""The Dagster code location: everything under `defs/`, loaded by folder.
+
+The folder is named by module rather than found through pyproject's `[tool.dg]`, so the code
+location also loads from an installed wheel, which carries no pyproject.toml.
+"""
 
 from pathlib import Path
 
 import dagster as dg
 
+from revops_pipelines import defs
+
 
 @dg.definitions
 def definitions() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    tree = dg.ComponentTree(
+        defs_module=defs,
+        project_root=Path(__file__).resolve().parent.parent,
+        code_location_name="revops_pipelines",
+    )
+    return tree.build_defs()
