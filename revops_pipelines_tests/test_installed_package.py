@@ -2,8 +2,8 @@
 
 The wheel is built from a copy of the sources and installed without `-e`, so nothing can be read
 from this checkout: the SQL models, seeds and report template must ship inside the package.
-Dependencies come from a local wheel folder kept beside this virtualenv (filled once through
-pip's usual index), pinned by constraints.txt as in `make`.
+Dependencies come from a local wheel folder in the user's cache (filled once through pip's usual
+index, so later runs install offline), pinned by constraints.txt as in `make`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import duckdb
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+WHEELHOUSE = CACHE / "revops_pipelines" / "wheelhouse"
 CONSTRAINTS = ROOT / "constraints.txt"
 
 
@@ -60,7 +61,7 @@ def test_wheel_installed_in_a_new_venv_generates_and_reconciles(tmp_path: Path) 
             _build_and_install(source, tmp_path / "dist", venv)
         except AssertionError:
             # The wheel folder lacks something (first run, or a new pin): fill it, then again.
-            WHEELHOUSE.mkdir(exist_ok=True)
+            WHEELHOUSE.mkdir(parents=True, exist_ok=True)
             _pip("download", "-q", "-d", WHEELHOUSE, "-c", CONSTRAINTS, "setuptools>=77", source,
                  offline=False)  # fmt: skip
             _build_and_install(source, tmp_path / "dist", venv)
