@@ -949,7 +949,7 @@ def bill_subscription(world: World, customer: Customer, sub: dict) -> list[Bill]
 
 # A share of invoices bills the largest quantity as usage, one line per batch of units: more
 # lines (25+) than Stripe embeds in an invoice, so readers must page `invoice.lines`.
-USAGE_INVOICE_SHARE = 0.05
+USAGE_INVOICE_SHARE = 0.01
 USAGE_LINES = 30
 
 
