@@ -167,16 +167,18 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_trace(args: argparse.Namespace) -> int:
     import duckdb
 
+    from revops_pipelines.recon.run import now_for
     from revops_pipelines.recon.trace import TraceNotFoundError, trace
     from revops_pipelines.settings import Settings
 
-    path = Settings.from_env().duckdb_path
+    settings = Settings.from_env()
+    path = settings.duckdb_path
     if not path.exists():
         print(f"no analytical store at {path}: run `revops demo` or the job first", file=sys.stderr)
         return 2
     with duckdb.connect(str(path), read_only=True) as con:
         try:
-            print(trace(con, args.id))
+            print(trace(con, args.id, as_of=now_for(settings.as_of or None)))
         except TraceNotFoundError as error:
             print(error, file=sys.stderr)
             return 1

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from revops_pipelines.settings import Settings
@@ -95,29 +96,24 @@ def run_demo(*, customers: int, months: int, seed: int) -> int:
     return 0
 
 
-def summarize_exceptions(duckdb_path: Path) -> str:
+def summarize_exceptions(
+    duckdb_path: Path, *, as_of: datetime | None = None, reporting_currency: str = "USD"
+) -> str:
     """One line a person reads first: how much is open, how bad, how much needs a person."""
     import duckdb
 
+    from revops_pipelines.recon.money import load_rates
+    from revops_pipelines.recon.reading import read_exceptions
+
+    as_of = as_of or datetime.now(UTC)
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        by_severity = dict(
-            con.execute(
-                "SELECT severity, count(*) FROM recon.drift_exceptions "
-                "WHERE status IN ('open', 'planned') GROUP BY severity"
-            ).fetchall()
-        )
-        review = con.execute(
-            "SELECT count(*) FROM recon.drift_exceptions "
-            "WHERE status IN ('open', 'planned') AND action = 'review'"
-        ).fetchone()[0]
-    severities = ", ".join(
-        f"{level} {by_severity[level]}"
-        for level in ("critical", "high", "medium", "low")
-        if level in by_severity
-    )
+        rates = load_rates(con, reporting_currency, on=as_of.date())
+        reading = read_exceptions(con, as_of=as_of, rates=rates)
+    severities = ", ".join(f"{level} {n}" for level, n in reading.by_severity.items())
+    at_stake = rates.text(reading.at_stake_reporting_minor or 0, rates.reporting)
     return (
-        f"open exceptions: {sum(by_severity.values())} ({severities or 'none'}); "
-        f"need review: {review}"
+        f"open exceptions: {reading.open_total} ({severities or 'none'}); "
+        f"at stake: {at_stake}; need review: {reading.review}"
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from revops_pipelines.recon.catalog import drift_codes
 from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sandbox.generate_drift import CODES
 
@@ -369,7 +370,10 @@ def test_every_code_is_injected_once_each_at_rate(drifted: tuple[Path, dict]) ->
     out, _ = drifted
     truths = [json.loads(line) for line in (out / "truth.jsonl").read_text().splitlines()]
     codes = Counter(t["drift_type"] for t in truths)
-    assert set(codes) == set(CODES) and len(CODES) == 21
+    # The generator injects every code of the drift-code catalog, and no other.
+    assert set(codes) == set(CODES) == set(drift_codes())
+    for t in truths:
+        assert t["entity"] == drift_codes()[t["drift_type"]].entity
     assert sum(codes.values()) == 30 and max(codes.values()) == 2
     for t in truths:
         assert t["note"] and t["entity"] in {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -9,10 +10,12 @@ import duckdb
 
 from revops_pipelines.recon.exceptions import update_exceptions
 from revops_pipelines.recon.metrics import compute_metrics, record_metrics
-from revops_pipelines.recon.report import format_money, render_report, report_metadata
+from revops_pipelines.recon.money import Rates, load_rates
+from revops_pipelines.recon.report import render_report, report_metadata
 from revops_pipelines_tests.canonical_rows import clean_world, insert_rows, reconcile_world, row
 
 T1 = datetime(2025, 6, 1, tzinfo=UTC)
+RATES = Rates("USD", {"USD": 1.0, "JPY": 0.0069}, {"USD": 2, "JPY": 0})
 
 
 def _world() -> dict:
@@ -77,7 +80,7 @@ def _reconciled() -> duckdb.DuckDBPyConnection:
     reconcile_world(_world(), con=con)
     _lifecycle(con)
     update_exceptions(con, now=T1)
-    record_metrics(con, now=T1)
+    record_metrics(con, now=T1, rates=RATES)
     return con
 
 
@@ -100,29 +103,67 @@ def test_metrics_from_lifecycle_and_exceptions() -> None:
 
 def test_report_is_one_self_contained_file_with_charts_and_table(tmp_path) -> None:
     con = _reconciled()
-    path = render_report(con, tmp_path / "report.html", now=T1)
+    path = render_report(con, tmp_path / "report.html", now=T1, rates=RATES)
     html = path.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "<link" not in html
     assert html.count("<svg") == 6
-    for text in ("invoice_amount_mismatch", "invoice_missing_in_erp", "5,300 JPY", "1.00 USD"):
-        assert text in html, text
-    assert html.count('<tr data-type="') == 2
-    assert "opportunity_won" in html
+    data = json.loads(re.search(r'id="exception-data">(.*?)</script>', html, re.S).group(1))
+    rows = {r["type"]: r for r in data["rows"]}
+    assert rows.keys() == {"invoice_amount_mismatch", "invoice_missing_in_erp"}
+    assert rows["invoice_missing_in_erp"]["native_text"] == "5,300 JPY"
+    # 5,300 JPY at 0.0069 USD a yen.
+    assert rows["invoice_missing_in_erp"]["stake_text"] == "36.57 USD"
+    assert rows["invoice_amount_mismatch"]["expected"] == "1,000.00 USD"
+    assert rows["invoice_amount_mismatch"]["actual"] == "1,001.00 USD"
+    assert rows["invoice_amount_mismatch"]["age"] == 10
+    assert [r["sev"] for r in data["rows"]] == ["critical", "high"]
+    assert 'Data as of <b id="as-of">2025-06-01</b>' in html
+    assert "opportunity_won" in html and "exception_resolved" not in html
+    assert "37.57 USD" in html  # the total at stake
 
 
 def test_metadata_for_dagster() -> None:
     con = _reconciled()
-    meta = report_metadata(con)
+    meta = report_metadata(con, now=T1, rates=RATES)
     assert meta["by_type"] == {"invoice_amount_mismatch": 1, "invoice_missing_in_erp": 1}
     assert meta["money_at_stake_minor"] == {"JPY": 5_300, "USD": 100}
+    assert meta["money_at_stake_text"] == {"JPY": "5,300 JPY", "USD": "1.00 USD"}
+    assert meta["at_stake_reporting_text"] == "37.57 USD"
     lines = meta["top_markdown"].splitlines()
     assert len(lines) == 4
     assert lines[2].startswith("| invoice_amount_mismatch | critical |")
+    assert "| 36.57 USD | 5,300 JPY |" in lines[3]
 
 
 def test_money_uses_the_currency_exponent() -> None:
-    exponents = {"JPY": 0, "KWD": 3, "USD": 2}
-    assert format_money(53_165, "JPY", exponents) == "53,165"
-    assert format_money(12_345, "KWD", exponents) == "12.345"
-    assert format_money(531_65, "usd", exponents) == "531.65"
+    rates = Rates("USD", exponents={"JPY": 0, "KWD": 3, "USD": 2})
+    assert rates.text(53_165, "JPY") == "53,165 JPY"
+    assert rates.text(12_345, "KWD") == "12.345 KWD"
+    assert rates.text(531_65, "usd") == "531.65 USD"
+    assert rates.text(None, "USD") == ""
+
+
+def test_rates_convert_directly_through_a_base_or_inverted() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE SCHEMA seeds")
+    con.execute(
+        "CREATE TABLE seeds.currency_exponents AS SELECT * FROM (VALUES "
+        "('USD', 2), ('EUR', 2), ('JPY', 0), ('KWD', 3)) AS t(currency, exponent)"
+    )
+    con.execute(
+        "CREATE TABLE staging.stg_erp_currency_rate AS SELECT * FROM (VALUES "
+        "('USD', 'EUR', 1.10, DATE '2025-01-01'), ('USD', 'EUR', 1.20, DATE '2025-05-01'), "
+        "('USD', 'EUR', 9.99, DATE '2025-07-01'), ('USD', 'JPY', 0.0070, DATE '2025-05-01'), "
+        "('USD', 'KWD', 3.25, DATE '2025-04-01')) "
+        "AS t(base_currency, currency, rate, effective_date)"
+    )
+    usd = load_rates(con, "usd", on=T1.date())
+    assert usd.convert(1_000, "EUR") == 1_200  # the latest rate on or before the day
+    assert usd.convert(1_000, "USD") == 1_000
+    assert usd.convert(1_000, "GBP") is None
+    assert (usd.first_date.isoformat(), usd.last_date.isoformat()) == ("2025-04-01", "2025-05-01")
+    eur = load_rates(con, "EUR", on=T1.date())
+    assert eur.convert(1_200, "USD") == 1_000  # inverse of EUR's rate to USD
+    assert eur.convert(120, "JPY") == 70  # through the common base: 120 JPY = 0.84 USD

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import duckdb
 
+from revops_pipelines.recon.catalog import EXCEPTIONS_TABLE
+from revops_pipelines.recon.reading import read_exceptions
 from revops_pipelines.recon.run import FINDINGS_TABLE
 
 HISTORY_TABLE = "recon.exception_history"
-EXCEPTIONS_TABLE = "recon.drift_exceptions"
 STATUSES = ("open", "planned", "corrected", "resolved", "ignored")
 PERSON_STATUSES = ("planned", "corrected", "ignored")
 
@@ -121,7 +122,7 @@ def update_exceptions(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return _summary(con, counts)
+    return _summary(con, counts, now)
 
 
 def _merge(con: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, int]:
@@ -201,33 +202,19 @@ def set_status(con: duckdb.DuckDBPyConnection, exception_id: str, status: str) -
     _rewrite_exceptions(con)
 
 
-def _summary(con: duckdb.DuckDBPyConnection, counts: Mapping[str, int]) -> ExceptionSummary:
-    open_filter = "status IN ('open', 'planned')"
-    by_type = dict(
-        con.execute(
-            f"SELECT drift_type, count(*) FROM {EXCEPTIONS_TABLE} WHERE {open_filter} "
-            "GROUP BY ALL ORDER BY 2 DESC, 1"
-        ).fetchall()
-    )
-    money = dict(
-        con.execute(
-            f"SELECT currency, sum(amount_impact_minor)::BIGINT FROM {EXCEPTIONS_TABLE} "
-            f"WHERE {open_filter} AND currency IS NOT NULL AND amount_impact_minor IS NOT NULL "
-            "GROUP BY ALL ORDER BY 1"
-        ).fetchall()
-    )
-    review = con.execute(
-        f"SELECT count(*) FROM {EXCEPTIONS_TABLE} WHERE {open_filter} AND action = 'review'"
-    ).fetchall()[0][0]
+def _summary(
+    con: duckdb.DuckDBPyConnection, counts: Mapping[str, int], now: datetime
+) -> ExceptionSummary:
+    reading = read_exceptions(con, as_of=now)
     return ExceptionSummary(
         new=int(counts["new"]),
         still_open=int(counts["still_open"]),
         reopened=int(counts["reopened"]),
         resolved=int(counts["resolved"]),
-        open_total=sum(by_type.values()),
-        review_total=int(review),
-        by_type={k: int(v) for k, v in by_type.items()},
-        money_at_stake={k: int(v) for k, v in money.items()},
+        open_total=reading.open_total,
+        review_total=reading.review,
+        by_type=reading.by_type,
+        money_at_stake=reading.money_at_stake,
     )
 
 

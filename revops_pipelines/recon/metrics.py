@@ -1,7 +1,7 @@
 """Business metrics of a reconciliation run, appended to `recon.metrics_history` for trends.
 
-Quote-to-cash delay comes from `canonical.lifecycle_event`; the exception metrics from
-`recon.drift_exceptions` after the merge; invoice accuracy from this run's findings.
+Quote-to-cash delay comes from `canonical.lifecycle_event`; the exception metrics from the
+one reading of `recon.drift_exceptions` after the merge; invoice accuracy from this run's findings.
 """
 
 from __future__ import annotations
@@ -11,22 +11,16 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from revops_pipelines.recon.catalog import relation_exists
-from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
+from revops_pipelines.recon.catalog import drift_codes, relation_exists
+from revops_pipelines.recon.money import Rates
+from revops_pipelines.recon.reading import read_exceptions
 from revops_pipelines.recon.run import FINDINGS_TABLE
 
 METRICS_TABLE = "recon.metrics_history"
-AGE_BUCKETS = ("0-1", "2-7", "8-30", ">30")
 DELAY_BUCKETS = ("0-7", "8-14", "15-30", "31-60", "61-90", ">90")
-OPEN_STATUSES = "('open', 'planned')"
-INVOICE_CODES = (
-    "invoice_missing_in_erp",
-    "invoice_duplicate_in_erp",
-    "invoice_amount_mismatch",
-    "invoice_tax_mismatch",
-    "invoice_currency_mismatch",
-    "invoice_status_mismatch",
-)
+# Findings that make a billing invoice wrong besides its own invoice codes.
+PAYMENT_CODES = ("payment_missing_in_erp", "payment_amount_mismatch")
+CUSTOMER_CODES = ("customer_missing_in_erp", "customer_missing_tax_or_entity")
 
 
 @dataclass(frozen=True)
@@ -65,18 +59,10 @@ def _delay_bucket(days: float) -> str:
     return DELAY_BUCKETS[-1]
 
 
-def _age_bucket(days: float) -> str:
-    if days <= 1:
-        return "0-1"
-    if days <= 7:
-        return "2-7"
-    if days <= 30:
-        return "8-30"
-    return ">30"
-
-
-def compute_metrics(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[Metric]:
-    """The metrics of DRIFT.md for the state after this run's merge."""
+def compute_metrics(
+    con: duckdb.DuckDBPyConnection, *, now: datetime, rates: Rates | None = None
+) -> list[Metric]:
+    """The metrics of DRIFT.md for the state after this run's merge, as of `now`."""
     metrics: list[Metric] = []
 
     delays = quote_to_cash_days(con)
@@ -92,44 +78,28 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[Me
             counts[_delay_bucket(days)] += 1
         metrics += [Metric("quote_to_cash_histogram", k, float(v)) for k, v in counts.items()]
 
-    ages = _rows(
-        con,
-        f"SELECT epoch(?::TIMESTAMPTZ - first_detected_at) / 86400.0 FROM {EXCEPTIONS_TABLE} "
-        f"WHERE status IN {OPEN_STATUSES}",
-        [now],
-    )
-    aging = dict.fromkeys(AGE_BUCKETS, 0)
-    for (days,) in ages:
-        aging[_age_bucket(float(days))] += 1
-    metrics += [Metric("open_exceptions_by_age", k, float(v)) for k, v in aging.items()]
-
-    for severity, count in _rows(
-        con,
-        f"SELECT severity, count(*) FROM {EXCEPTIONS_TABLE} WHERE status IN {OPEN_STATUSES} "
-        "GROUP BY ALL ORDER BY 1",
-    ):
-        metrics.append(Metric("open_exceptions_by_severity", severity, float(count)))
-    for drift_type, count in _rows(
-        con,
-        f"SELECT drift_type, count(*) FROM {EXCEPTIONS_TABLE} WHERE status IN {OPEN_STATUSES} "
-        "GROUP BY ALL ORDER BY 1",
-    ):
-        metrics.append(Metric("open_exceptions_by_type", drift_type, float(count)))
-
-    [(review,)] = _rows(
-        con,
-        f"SELECT count(*) FROM {EXCEPTIONS_TABLE} "
-        f"WHERE status IN {OPEN_STATUSES} AND action = 'review'",
-    )
-    metrics.append(Metric("manual_reconciliation_items", "review", float(review)))
-
-    for currency, amount in _rows(
-        con,
-        f"SELECT currency, sum(amount_impact_minor) FROM {EXCEPTIONS_TABLE} "
-        f"WHERE status IN {OPEN_STATUSES} AND currency IS NOT NULL "
-        "AND amount_impact_minor IS NOT NULL GROUP BY ALL ORDER BY 1",
-    ):
-        metrics.append(Metric("money_at_stake_minor", currency, float(amount)))
+    reading = read_exceptions(con, as_of=now, rates=rates)
+    metrics += [Metric("open_exceptions_by_age", k, float(v)) for k, v in reading.aging.items()]
+    metrics += [
+        Metric("open_exceptions_by_severity", k, float(v)) for k, v in reading.by_severity.items()
+    ]
+    # Every code of the catalog, so a code's trend shows its zeros too.
+    metrics += [
+        Metric("open_exceptions_by_type", code, float(reading.by_type.get(code, 0)))
+        for code in sorted(set(drift_codes()) | set(reading.by_type))
+    ]
+    metrics.append(Metric("manual_reconciliation_items", "review", float(reading.review)))
+    metrics += [
+        Metric("money_at_stake_minor", k, float(v)) for k, v in reading.money_at_stake.items()
+    ]
+    if reading.reporting_currency is not None:
+        metrics.append(
+            Metric(
+                "money_at_stake_reporting_minor",
+                reading.reporting_currency,
+                float(reading.at_stake_reporting_minor or 0),
+            )
+        )
 
     accuracy = invoice_accuracy(con)
     if accuracy is not None:
@@ -139,7 +109,12 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, *, now: datetime) -> list[Me
 
 def invoice_accuracy(con: duckdb.DuckDBPyConnection) -> float | None:
     """Share of finalized billing invoices with no invoice or payment finding in this run."""
-    codes = ", ".join(f"'{c}'" for c in INVOICE_CODES)
+    if not relation_exists(con, "reconciliation", "findings"):
+        return None
+    invoice = [c.drift_type for c in drift_codes().values() if c.entity == "invoice"]
+    codes, payment, customer = (
+        ", ".join(f"'{c}'" for c in group) for group in (invoice, PAYMENT_CODES, CUSTOMER_CODES)
+    )
     [(total, wrong)] = _rows(
         con,
         f"""
@@ -154,11 +129,11 @@ def invoice_accuracy(con: duckdb.DuckDBPyConnection) -> float | None:
             SELECT p.invoice_id FROM {FINDINGS_TABLE} AS f
             JOIN canonical.payment AS p
               ON p.source_system = 'billing' AND p.source_id = f.billing_id
-            WHERE f.drift_type IN ('payment_missing_in_erp', 'payment_amount_mismatch')
+            WHERE f.drift_type IN ({payment})
             UNION
             SELECT fin.source_id FROM fin
             JOIN {FINDINGS_TABLE} AS f ON f.billing_id = fin.customer_id
-            WHERE f.drift_type IN ('customer_missing_in_erp', 'customer_missing_tax_or_entity')
+            WHERE f.drift_type IN ({customer})
         )
         SELECT count(*), count(*) FILTER (WHERE source_id IN (SELECT invoice_id FROM bad))
         FROM fin
@@ -174,10 +149,12 @@ def _percentile(values: list[float], share: float) -> float:
     return values[index]
 
 
-def record_metrics(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> list[Metric]:
-    """Computes this run's metrics and appends them to `recon.metrics_history`."""
+def record_metrics(
+    con: duckdb.DuckDBPyConnection, *, now: datetime | None = None, rates: Rates | None = None
+) -> list[Metric]:
+    """Computes this run's metrics as of `now` and appends them to `recon.metrics_history`."""
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
-    metrics = compute_metrics(con, now=run_at)
+    metrics = compute_metrics(con, now=run_at, rates=rates)
     con.execute("CREATE SCHEMA IF NOT EXISTS recon")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} "

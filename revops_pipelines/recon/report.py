@@ -1,7 +1,9 @@
 """The reconciliation report: one self-contained HTML file, and the figures Dagster shows.
 
-Charts are inline SVG drawn by the Jinja template from the numbers computed here, so the
-file opens offline with nothing external to load.
+Charts are inline SVG drawn by the Jinja template from the numbers computed here; the
+exception list travels as JSON inside the page and is drawn a page at a time, so the file
+opens offline with nothing external to load and stays quick with many thousand rows.
+Every figure comes from the one reading of the exceptions and from this run's metrics.
 """
 
 from __future__ import annotations
@@ -14,36 +16,16 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from revops_pipelines.lifecycle import LIFECYCLE_STAGES
-from revops_pipelines.recon.catalog import relation_exists
-from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE, STATUSES
-from revops_pipelines.recon.metrics import (
-    AGE_BUCKETS,
-    DELAY_BUCKETS,
-    METRICS_TABLE,
-    invoice_accuracy,
-    quote_to_cash_days,
-)
+from revops_pipelines.recon.catalog import SEVERITIES, drift_codes, relation_exists
+from revops_pipelines.recon.exceptions import STATUSES
+from revops_pipelines.recon.metrics import DELAY_BUCKETS, METRICS_TABLE, compute_metrics
+from revops_pipelines.recon.money import Rates, load_rates
+from revops_pipelines.recon.reading import ExceptionReading, exception_rows, read_exceptions
 
 TEMPLATES = Path(__file__).parent / "templates"
 SEVERITY_COLORS = {"critical": "#a4161a", "high": "#e07a1f", "medium": "#e9c46a", "low": "#9aa3b2"}
-OPEN = "status IN ('open', 'planned')"
-COLUMNS = (
-    ("id", "text"),
-    ("code", "text"),
-    ("severity", "text"),
-    ("status", "text"),
-    ("CRM id", "text"),
-    ("billing id", "text"),
-    ("ERP id", "text"),
-    ("field", "text"),
-    ("expected", "text"),
-    ("actual", "text"),
-    ("amount (minor)", "num"),
-    ("currency", "text"),
-    ("age (days)", "num"),
-    ("action", "text"),
-    ("suggested action", "text"),
-)
+DEFAULT_REPORTING_CURRENCY = "USD"
+ID_LENGTH = 14  # ids longer than this are shortened in the table, full on hover and copy
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
@@ -52,49 +34,46 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = Non
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
-def _exponents(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    if not relation_exists(con, "seeds", "currency_exponents"):
-        return {}
-    rows = con.execute("SELECT upper(currency), exponent FROM seeds.currency_exponents").fetchall()
-    return {str(c): int(e) for c, e in rows}
-
-
-def format_money(minor: int | None, currency: str | None, exponents: dict[str, int]) -> str:
-    """Minor units as major units with the currency's own number of decimals."""
-    if minor is None:
-        return ""
-    exponent = exponents.get((currency or "").upper(), 2)
-    return f"{minor / 10**exponent:,.{exponent}f}"
+def run_metrics(
+    con: duckdb.DuckDBPyConnection, *, now: datetime, rates: Rates
+) -> dict[tuple[str, str], float]:
+    """This run's metrics: the rows `record_metrics` wrote at `now`, else computed here."""
+    if relation_exists(con, "recon", "metrics_history"):
+        rows = con.execute(
+            f"SELECT metric, dimension, value FROM {METRICS_TABLE} WHERE run_at = ?", [now]
+        ).fetchall()
+        if rows:
+            return {(m, d): float(v) for m, d, v in rows}
+    return {(m.metric, m.dimension): m.value for m in compute_metrics(con, now=now, rates=rates)}
 
 
 def _bar_chart(
-    title: str, values: list[tuple[str, float]], *, text: dict[str, str] | None = None
+    title: str,
+    values: list[tuple[str, float]],
+    *,
+    text: dict[str, str] | None = None,
+    note: str = "",
 ) -> dict[str, Any]:
     rows = [
         {
             "label": label,
-            "segments": [{"value": value, "color": "#2f6fb0", "name": "", "text": str(value)}],
+            "segments": [{"value": value, "color": "#2f6fb0", "name": "", "text": f"{value:g}"}],
             "total_text": (text or {}).get(label, f"{value:g}"),
         }
         for label, value in values
     ]
     return {
         "title": title,
+        "note": note,
         "rows": rows if any(v for _, v in values) else [],
         "max": max((v for _, v in values), default=0),
         "legend": [],
         "label_width": max([len(label) for label, _ in values] + [6]) * 6 + 12,
+        "value_width": max([len(r["total_text"]) for r in rows] + [4]) * 7 + 10,
     }
 
 
-def _by_type_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    counts = con.execute(
-        f"SELECT drift_type, severity, count(*) FROM {EXCEPTIONS_TABLE} WHERE {OPEN} GROUP BY ALL"
-    ).fetchall()
-    per_type: dict[str, dict[str, int]] = {}
-    for drift_type, severity, count in counts:
-        per_type.setdefault(drift_type, {})[severity] = int(count)
-    ordered = sorted(per_type.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+def _by_type_chart(reading: ExceptionReading) -> dict[str, Any]:
     rows = [
         {
             "label": drift_type,
@@ -103,17 +82,42 @@ def _by_type_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                 for s, c in SEVERITY_COLORS.items()
                 if by_sev.get(s)
             ],
-            "total_text": str(sum(by_sev.values())),
+            "total_text": str(reading.by_type[drift_type]),
         }
-        for drift_type, by_sev in ordered
+        for drift_type in reading.by_type
+        for by_sev in [reading.by_type_severity[drift_type]]
     ]
     return {
         "title": "Open findings by type and severity",
+        "note": "",
         "rows": rows,
-        "max": max((sum(v.values()) for _, v in ordered), default=0),
+        "max": max(reading.by_type.values(), default=0),
         "legend": [{"name": s, "color": c} for s, c in SEVERITY_COLORS.items()],
-        "label_width": max([len(t) for t, _ in ordered] + [6]) * 6 + 12,
+        "label_width": max([len(t) for t in reading.by_type] + [6]) * 6 + 12,
+        "value_width": 40,
     }
+
+
+def _money_chart(reading: ExceptionReading, rates: Rates) -> dict[str, Any]:
+    """Bars in the reporting currency (one axis), labelled with the native amount beside it."""
+    per_currency: dict[str, int] = {}
+    for r in reading.rows:
+        if r["reporting_minor"] is not None:
+            per_currency[r["currency"]] = per_currency.get(r["currency"], 0) + r["reporting_minor"]
+    exponent = 10 ** rates.exponent(rates.reporting)
+    ordered = sorted(per_currency, key=lambda c: (-per_currency[c], c))
+    text = {
+        c: f"{rates.text(per_currency[c], rates.reporting)}"
+        f"  ({rates.text(reading.money_at_stake[c], c)})"
+        for c in ordered
+    }
+    missing = ", ".join(rates.text(v, c) for c, v in reading.unconverted.items())
+    return _bar_chart(
+        f"Money at stake by currency, in {rates.reporting} (native amount in brackets)",
+        [(c, per_currency[c] / exponent) for c in ordered],
+        text=text,
+        note=f"no {rates.reporting} rate for: {missing}" if missing else "",
+    )
 
 
 def _trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -123,28 +127,35 @@ def _trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             f"SELECT run_at, sum(value) FROM {METRICS_TABLE} "
             "WHERE metric = 'open_exceptions_by_age' GROUP BY run_at ORDER BY run_at"
         ).fetchall()
-    width, height = 460, 180
+    width, height, left, right = 520, 190, 48, 56
     top = max((v for _, v in history), default=0) or 1
-    step = (width - 60) / max(len(history) - 1, 1)
+    span = width - left - right
+    step = span / max(len(history) - 1, 1)
+    # At most six dated ticks, the last one always, so many runs never crowd the axis.
+    every = max(1, -(-len(history) // 6))
     points = [
         {
-            "x": 40 + (i * step if len(history) > 1 else (width - 60) / 2),
-            "y": (height - 30) - (value / top) * (height - 45),
+            "x": left + (i * step if len(history) > 1 else span / 2),
+            "y": (height - 34) - (value / top) * (height - 52),
             "value": f"{value:g}",
-            "label": run_at.strftime("%m-%d %H:%M"),
+            "label": run_at.astimezone(UTC).strftime("%m-%d %H:%M"),
+            "tick": i == len(history) - 1 or (i % every == 0 and len(history) - 1 - i >= every),
         }
         for i, (run_at, value) in enumerate(history)
     ]
     return {
         "title": "Open exceptions across runs",
+        "note": "one run so far: the trend starts with the next run" if len(points) == 1 else "",
         "points": points,
         "width": width,
         "height": height,
+        "left": left,
         "max_text": f"{top:g}",
     }
 
 
 def _funnel_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Lifecycles reaching each stage, for the stages the lifecycle model produces."""
     counts: dict[str, int] = {}
     if relation_exists(con, "canonical", "lifecycle_event"):
         counts = dict(
@@ -155,84 +166,214 @@ def _funnel_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         )
     return _bar_chart(
         "Lifecycle funnel (lifecycles reaching each stage)",
-        [(s, float(counts.get(s, 0))) for s in LIFECYCLE_STAGES],
+        [(s, float(counts[s])) for s in LIFECYCLE_STAGES if s in counts],
     )
 
 
-def _delay_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    days = quote_to_cash_days(con)
-    buckets = dict.fromkeys(DELAY_BUCKETS, 0)
-    for d in days:
-        for label, upper in zip(DELAY_BUCKETS, (7, 14, 30, 60, 90, float("inf")), strict=True):
-            if d <= upper:
-                buckets[label] += 1
-                break
+def _delay_chart(metrics: dict[tuple[str, str], float]) -> dict[str, Any]:
     return _bar_chart(
         "Quote-to-cash delay, days from won to paid",
-        [(f"{k} d", float(v)) for k, v in buckets.items()],
+        [(f"{k} d", metrics.get(("quote_to_cash_histogram", k), 0.0)) for k in DELAY_BUCKETS],
     )
 
 
-def report_context(con: duckdb.DuckDBPyConnection, *, now: datetime) -> dict[str, Any]:
-    """Everything the template shows, computed from the exception and canonical tables."""
-    exponents = _exponents(con)
-    rows = _records(
-        con,
-        f"SELECT *, greatest(0, floor(epoch(?::TIMESTAMPTZ - first_detected_at) / 86400))::INTEGER "
-        f"AS age_days FROM {EXCEPTIONS_TABLE}",
-        [now],
-    )
-    for r in rows:
-        r["amount_text"] = format_money(r["amount_impact_minor"], r["currency"], exponents)
-    open_rows = [r for r in rows if r["status"] in ("open", "planned")]
-    money: dict[str, int] = {}
-    for r in open_rows:
-        if r["currency"] and r["amount_impact_minor"] is not None:
-            money[r["currency"]] = money.get(r["currency"], 0) + int(r["amount_impact_minor"])
-    aging = dict.fromkeys(AGE_BUCKETS, 0)
-    for r in open_rows:
-        days = r["age_days"]
-        bucket = "0-1" if days <= 1 else "2-7" if days <= 7 else "8-30" if days <= 30 else ">30"
-        aging[bucket] += 1
-    money_text = {c: f"{format_money(v, c, exponents)} {c}" for c, v in money.items()}
+def _short(value: str | None) -> str:
+    if not value or len(value) <= ID_LENGTH:
+        return value or ""
+    return value[: ID_LENGTH - 5] + "…" + value[-4:]
+
+
+def _value_text(value: str | None, r: dict[str, Any], rates: Rates) -> str:
+    if value is None:
+        return ""
+    code = drift_codes().get(r["drift_type"])
+    if code and code.money_values and r["currency"]:
+        try:
+            return rates.text(int(value), r["currency"])
+        except ValueError:
+            return value
+    return value
+
+
+def table_row(r: dict[str, Any], rates: Rates) -> dict[str, Any]:
+    """One exception as the table draws it: texts to show, numbers to sort by."""
+    ids = [
+        {"system": system, "id": r[column], "short": _short(r[column])}
+        for system, column in (("CRM", "crm_id"), ("billing", "billing_id"), ("ERP", "erp_id"))
+        if r[column]
+    ]
     return {
-        "generated_at": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "id": r["exception_id"],
+        "type": r["drift_type"],
+        "sev": r["severity"],
+        "rank": SEVERITIES.index(r["severity"]) if r["severity"] in SEVERITIES else 9,
+        "status": r["status"],
+        "open": bool(r["is_open"]),
+        "stake": r["reporting_minor"],
+        "stake_text": rates.text(r["reporting_minor"], rates.reporting),
+        "native": (
+            r["at_stake_minor"] / 10 ** rates.exponent(r["currency"])
+            if r["at_stake_minor"] is not None
+            else None
+        ),
+        "native_text": rates.text(r["at_stake_minor"], r["currency"]),
+        "age": r["age_days"],
+        "action": r["action"],
+        "todo": r["suggested_action"] or "",
+        "ids": ids,
+        "field": r["field"] or "",
+        "expected": _value_text(r["expected"], r, rates),
+        "actual": _value_text(r["actual"], r, rates),
+    }
+
+
+def not_reconciled(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Records held back before reconciliation: raw records that broke the contract and
+    canonical rows their pandera model refused, counted by where and why."""
+    groups: list[dict[str, Any]] = []
+    if relation_exists(con, "raw", "_quarantine"):
+        groups += _records(
+            con,
+            "SELECT 'raw' AS layer, stream AS source, reason, count(*) AS records, "
+            "max(extracted_at) AS latest FROM raw._quarantine GROUP BY ALL",
+        )
+    if relation_exists(con, "canonical", "quarantine"):
+        groups += _records(
+            con,
+            "SELECT 'canonical' AS layer, table_name || ' (' || source_system || ')' AS source, "
+            "coalesce(column_name || ': ', '') || rule AS reason, count(*) AS records, "
+            "max(quarantined_at) AS latest FROM canonical.quarantine GROUP BY ALL",
+        )
+    groups.sort(key=lambda g: (-g["records"], g["layer"], g["source"], g["reason"]))
+    for g in groups:
+        g["latest"] = g["latest"].strftime("%Y-%m-%d %H:%M") if g["latest"] else ""
+    return groups
+
+
+def _kpis(
+    reading: ExceptionReading, metrics: dict[tuple[str, str], float], rates: Rates, resolved: int
+) -> list[dict[str, str]]:
+    as_of = reading.as_of.strftime("%Y-%m-%d")
+    kpis = [
+        {
+            "name": "Open exceptions",
+            "value": f"{reading.open_total:,}",
+            "definition": f"Findings open or planned on {as_of}: not yet corrected, "
+            "resolved or ignored.",
+        },
+        {
+            "name": "Critical",
+            "value": f"{reading.by_severity.get('critical', 0):,}",
+            "definition": "Open findings where money is posted wrong or twice.",
+        },
+        {
+            "name": "Need review",
+            "value": f"{reading.review:,}",
+            "definition": "Open findings a person must decide; the others have an "
+            "automatic correction.",
+        },
+        {
+            "name": f"At stake ({rates.reporting})",
+            "value": rates.text(reading.at_stake_reporting_minor or 0, rates.reporting),
+            "definition": f"Money of the open findings that carry an amount, in "
+            f"{rates.reporting} at the {rates.as_of_text()}"
+            + (
+                f"; without a rate: {len(reading.unconverted)} currencies"
+                if reading.unconverted
+                else ""
+            )
+            + ".",
+        },
+    ]
+    accuracy = metrics.get(("invoice_accuracy", "share"))
+    if accuracy is not None:
+        kpis.append(
+            {
+                "name": "Invoice accuracy",
+                "value": f"{accuracy * 100:.2f} %",
+                "definition": "Finalized billing invoices with no invoice, payment or "
+                "customer finding in this run, as a share of all finalized invoices.",
+            }
+        )
+    p50 = metrics.get(("quote_to_cash_days", "p50"))
+    if p50 is not None:
+        kpis.append(
+            {
+                "name": "Quote to cash (median)",
+                "value": f"{p50:.1f} d",
+                "definition": "Days from the won opportunity to its first applied payment, "
+                "over the lifecycles that reached both.",
+            }
+        )
+    kpis.append(
+        {
+            "name": "Resolved so far",
+            "value": f"{resolved:,}",
+            "definition": "Findings seen in an earlier run that no longer appear.",
+        }
+    )
+    return kpis
+
+
+def report_context(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime,
+    run_at: datetime | None = None,
+    rates: Rates | None = None,
+) -> dict[str, Any]:
+    """Everything the template shows. `now` is the as-of moment ages count to; `run_at` the
+    moment the report is made."""
+    rates = rates or load_rates(con, DEFAULT_REPORTING_CURRENCY, on=now.date())
+    reading = read_exceptions(con, as_of=now, rates=rates)
+    metrics = run_metrics(con, now=now, rates=rates)
+    rows = exception_rows(con, as_of=now, rates=rates, open_only=False)
+    resolved = sum(1 for r in rows if r["status"] == "resolved")
+    return {
+        "as_of": now.astimezone(UTC).strftime("%Y-%m-%d"),
+        "generated_at": (run_at or datetime.now(UTC))
+        .astimezone(UTC)
+        .strftime("%Y-%m-%d %H:%M UTC"),
+        "reporting_currency": rates.reporting,
+        "rates_text": f"{rates.as_of_text()} ({rates.source})",
+        "kpis": _kpis(reading, metrics, rates, resolved),
         "summary": {
-            "open": len(open_rows),
-            "review": sum(1 for r in open_rows if r["action"] == "review"),
-            "critical": sum(1 for r in open_rows if r["severity"] == "critical"),
-            "resolved": sum(1 for r in rows if r["status"] == "resolved"),
-            "accuracy": invoice_accuracy(con)
-            if relation_exists(con, "reconciliation", "findings")
-            else None,
-            "money": [{"currency": c, "text": money_text[c]} for c in sorted(money)],
+            "open": reading.open_total,
+            "review": reading.review,
+            "critical": reading.by_severity.get("critical", 0),
+            "resolved": resolved,
+            "at_stake_text": rates.text(reading.at_stake_reporting_minor or 0, rates.reporting),
         },
         "charts": {
-            "by_type": _by_type_chart(con),
-            "money": _bar_chart(
-                "Money at stake by currency (major units)",
-                [
-                    (c, money[c] / 10 ** exponents.get(c, 2))
-                    for c in sorted(money, key=lambda c: -money[c])
-                ],
-                text=money_text,
-            ),
+            "by_type": _by_type_chart(reading),
+            "money": _money_chart(reading, rates),
             "aging": _bar_chart(
-                "Open exceptions by age (days)", [(k, float(v)) for k, v in aging.items()]
+                "Open exceptions by age (whole days since first detection)",
+                [(k, float(v)) for k, v in reading.aging.items()],
             ),
             "trend": _trend_chart(con),
             "funnel": _funnel_chart(con),
-            "delay": _delay_chart(con),
+            "delay": _delay_chart(metrics),
         },
-        "rows": rows,
-        "columns": [{"title": t, "kind": k} for t, k in COLUMNS],
+        "not_reconciled": not_reconciled(con),
+        "table": {
+            "rows": [table_row(r, rates) for r in rows],
+            "codes": {c.drift_type: c.meaning for c in drift_codes().values()},
+            "reporting": rates.reporting,
+        },
+        "row_count": len(rows),
         "drift_types": sorted({r["drift_type"] for r in rows}),
+        "severities": SEVERITIES,
         "statuses": STATUSES,
     }
 
 
 def render_report(
-    con: duckdb.DuckDBPyConnection, out_path: Path, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    out_path: Path,
+    *,
+    now: datetime | None = None,
+    rates: Rates | None = None,
 ) -> Path:
     """Writes the HTML report to `out_path` (through a temporary name) and returns the path."""
     env = Environment(
@@ -242,7 +383,7 @@ def render_report(
         lstrip_blocks=True,
     )
     html = env.get_template("report.html.j2").render(
-        **report_context(con, now=(now or datetime.now(UTC)))
+        **report_context(con, now=(now or datetime.now(UTC)), rates=rates)
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")
@@ -251,44 +392,48 @@ def render_report(
     return out_path
 
 
-def report_metadata(con: duckdb.DuckDBPyConnection, *, top: int = 10) -> dict[str, Any]:
-    """Plain values for an asset's metadata: counts by type, money at stake, a markdown top list."""
-    by_type = dict(
-        con.execute(
-            f"SELECT drift_type, count(*) FROM {EXCEPTIONS_TABLE} WHERE {OPEN} "
-            "GROUP BY ALL ORDER BY 2 DESC, 1"
-        ).fetchall()
-    )
-    money = dict(
-        con.execute(
-            f"SELECT currency, sum(amount_impact_minor)::BIGINT FROM {EXCEPTIONS_TABLE} "
-            f"WHERE {OPEN} AND currency IS NOT NULL GROUP BY ALL ORDER BY 1"
-        ).fetchall()
-    )
-    rows = _records(
-        con,
-        f"SELECT exception_id, drift_type, severity, crm_id, billing_id, erp_id, "
-        f"amount_impact_minor, currency, suggested_action FROM {EXCEPTIONS_TABLE} WHERE {OPEN} "
-        "ORDER BY list_position(['critical', 'high', 'medium', 'low'], severity), "
-        "amount_impact_minor DESC NULLS LAST, exception_id LIMIT ?",
-        [top],
-    )
+def report_metadata(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime | None = None,
+    rates: Rates | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Plain values for an asset's metadata: counts, money at stake (numbers and text), and a
+    markdown list of the most urgent open findings, money in the reporting currency."""
+    now = now or datetime.now(UTC)
+    rates = rates or load_rates(con, DEFAULT_REPORTING_CURRENCY, on=now.date())
+    reading = read_exceptions(con, as_of=now, rates=rates)
+    return {
+        "open_exceptions": reading.open_total,
+        "review": reading.review,
+        "by_severity": reading.by_severity,
+        "by_type": reading.by_type,
+        "money_at_stake_minor": reading.money_at_stake,
+        "money_at_stake_text": {c: rates.text(v, c) for c, v in reading.money_at_stake.items()},
+        "reporting_currency": rates.reporting,
+        "at_stake_reporting_minor": reading.at_stake_reporting_minor or 0,
+        "at_stake_reporting_text": rates.text(
+            reading.at_stake_reporting_minor or 0, rates.reporting
+        ),
+        "rates": rates.as_of_text(),
+        "top_markdown": findings_markdown(reading.rows[:top], rates),
+    }
+
+
+def findings_markdown(rows: list[dict[str, Any]], rates: Rates) -> str:
+    """Findings as a markdown table: drift type, severity, ids, money, suggested action."""
     lines = [
-        "| code | severity | ids | amount (minor) | suggested action |",
-        "|---|---|---|---|---|",
+        f"| drift type | severity | ids | at stake ({rates.reporting}) | native "
+        "| suggested action |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         ids = " ".join(x for x in (r["crm_id"], r["billing_id"], r["erp_id"]) if x)
-        amount = (
-            f"{r['amount_impact_minor']} {r['currency']}"
-            if r["amount_impact_minor"] is not None
-            else ""
-        )
         action = (r["suggested_action"] or "").replace("|", "/")
-        lines.append(f"| {r['drift_type']} | {r['severity']} | {ids} | {amount} | {action} |")
-    return {
-        "open_exceptions": int(sum(by_type.values())),
-        "by_type": {k: int(v) for k, v in by_type.items()},
-        "money_at_stake_minor": {k: int(v) for k, v in money.items()},
-        "top_markdown": "\n".join(lines),
-    }
+        lines.append(
+            f"| {r['drift_type']} | {r['severity']} | {ids} "
+            f"| {rates.text(r['reporting_minor'], rates.reporting)} "
+            f"| {rates.text(r['at_stake_minor'], r['currency'])} | {action} |"
+        )
+    return "\n".join(lines)

@@ -14,23 +14,6 @@ from revops_pipelines.sqlmodels import MODELS_ROOT, load_models, run_models
 
 RECON_SCHEMA = "reconciliation"
 FINDINGS_TABLE = "reconciliation.findings"
-FINDING_COLUMNS = (
-    "exception_id",
-    "drift_type",
-    "entity",
-    "crm_id",
-    "billing_id",
-    "erp_id",
-    "field",
-    "expected",
-    "actual",
-    "amount_impact_minor",
-    "currency",
-    "severity",
-    "correlation_id",
-    "action",
-    "suggested_action",
-)
 
 
 def now_for(as_of: str | date | None, *, current: datetime | None = None) -> datetime:

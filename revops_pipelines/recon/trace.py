@@ -5,11 +5,15 @@ Any CRM, billing or ERP id, or a correlation id, leads to the lifecycle(s) it be
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import duckdb
 
 from revops_pipelines.lifecycle import LIFECYCLE_STAGES
 from revops_pipelines.recon.catalog import relation_exists
 from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
+from revops_pipelines.recon.money import Rates, currency_exponents
+from revops_pipelines.recon.reading import exception_rows
 
 
 class TraceNotFoundError(LookupError):
@@ -67,9 +71,11 @@ def correlation_ids(con: duckdb.DuckDBPyConnection, any_id: str) -> list[str]:
     return sorted(found)
 
 
-def trace(con: duckdb.DuckDBPyConnection, any_id: str) -> str:
+def trace(con: duckdb.DuckDBPyConnection, any_id: str, *, as_of: datetime | None = None) -> str:
     """The lifecycle(s) of `any_id` as text: stages with time and system, then open findings."""
     any_id = any_id.strip()
+    as_of = as_of or datetime.now(UTC)
+    money_text = Rates("", exponents=currency_exponents(con)).text
     ids = correlation_ids(con, any_id)
     if not ids:
         raise TraceNotFoundError(any_id)
@@ -92,30 +98,34 @@ def trace(con: duckdb.DuckDBPyConnection, any_id: str) -> str:
                 lines.append("  (no lifecycle events)")
         findings = []
         if relation_exists(con, "recon", "drift_exceptions"):
-            findings = con.execute(
-                f"""
-                SELECT drift_type, severity, status, crm_id, billing_id, erp_id, field, expected,
-                       actual, amount_impact_minor, currency, first_detected_at, suggested_action
-                FROM {EXCEPTIONS_TABLE}
-                WHERE correlation_id = ? AND status IN ('open', 'planned')
-                ORDER BY first_detected_at, drift_type
-                """,
-                [correlation_id],
-            ).fetchall()
+            findings = exception_rows(
+                con, as_of=as_of, where="correlation_id = ?", params=[correlation_id]
+            )
         lines.append(f"  open findings: {len(findings)}")
         for f in findings:
-            (code, severity, status, crm, billing, erp, field, expected, actual) = f[:9]
-            amount, currency, first, action = f[9:]
             ids_text = " ".join(
-                f"{name}={value}"
-                for name, value in (("crm", crm), ("billing", billing), ("erp", erp))
-                if value
+                f"{name}={f[column]}"
+                for name, column in (
+                    ("crm", "crm_id"),
+                    ("billing", "billing_id"),
+                    ("erp", "erp_id"),
+                )
+                if f[column]
             )
-            detail = f" {field}: expected {expected!r}, actual {actual!r}" if field else ""
-            money = f" ({amount} {currency} minor)" if amount is not None and currency else ""
-            since = first.strftime("%Y-%m-%d") if first else "?"
+            detail = (
+                f" {f['field']}: expected {f['expected']!r}, actual {f['actual']!r}"
+                if f["field"]
+                else ""
+            )
+            money = (
+                f" ({money_text(f['at_stake_minor'], f['currency'])})"
+                if f["at_stake_minor"] is not None
+                else ""
+            )
+            since = f["first_detected_at"].strftime("%Y-%m-%d")
             lines.append(
-                f"  - {code} [{severity}, {status} since {since}] {ids_text}{detail}{money}"
+                f"  - {f['drift_type']} [{f['severity']}, {f['status']} since {since}] "
+                f"{ids_text}{detail}{money}"
             )
-            lines.append(f"      {action}")
+            lines.append(f"      {f['suggested_action']}")
     return "\n".join(lines) + "\n"

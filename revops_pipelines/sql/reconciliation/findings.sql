@@ -1,4 +1,5 @@
--- Every finding of this run, one row each, with a stable id, severity and correlation.
+-- Every finding of this run, one row each, with a stable id, its code's severity from the
+-- drift-code catalog (seeds/drift_codes.csv), and the lifecycle it belongs to.
 -- The id hashes the code, entity, ids and field (and, for a SKU, the system it is missing in).
 WITH found AS (
     SELECT * FROM {{ ref('customer_drift') }}
@@ -42,32 +43,6 @@ sub AS (
 invoice_correlation AS (
     SELECT inv.invoice_id, coalesce(sub.correlation_id, inv.invoice_id) AS correlation_id
     FROM inv LEFT JOIN sub ON sub.subscription_id = inv.subscription_id
-),
-
-severity AS (
-    SELECT * FROM (VALUES
-        ('invoice_duplicate_in_erp', 'critical'),
-        ('invoice_currency_mismatch', 'critical'),
-        ('invoice_amount_mismatch', 'critical'),
-        ('payment_amount_mismatch', 'critical'),
-        ('customer_missing_in_erp', 'high'),
-        ('customer_missing_in_billing', 'high'),
-        ('customer_missing_tax_or_entity', 'high'),
-        ('invoice_missing_in_erp', 'high'),
-        ('invoice_orphan_in_erp', 'high'),
-        ('payment_missing_in_erp', 'high'),
-        ('payment_orphan_in_erp', 'high'),
-        ('subscription_missing_for_won_opportunity', 'high'),
-        ('invoice_tax_mismatch', 'high'),
-        ('subscription_amount_mismatch', 'medium'),
-        ('subscription_status_mismatch', 'medium'),
-        ('invoice_status_mismatch', 'medium'),
-        ('mrr_mismatch', 'medium'),
-        ('customer_duplicate', 'medium'),
-        ('product_unmapped', 'medium'),
-        ('customer_attribute_mismatch', 'low'),
-        ('unlinked_match', 'low')
-    ) AS s(drift_type, severity)
 )
 
 SELECT DISTINCT ON (exception_id) *
@@ -85,12 +60,13 @@ FROM (
         f.actual,
         CAST(f.amount_impact_minor AS BIGINT) AS amount_impact_minor,
         upper(f.currency) AS currency,
-        coalesce(s.severity, 'medium') AS severity,
+        c.severity,
         coalesce(f.correlation_id, ic.correlation_id, f.billing_id, f.crm_id, f.erp_id) AS correlation_id,
-        f.action,
+        coalesce(f.action, c.action) AS action,
         f.suggested_action
     FROM found AS f
-    LEFT JOIN severity AS s ON s.drift_type = f.drift_type
+    -- The catalog of drift codes gives each code its severity.
+    LEFT JOIN seeds.drift_codes AS c ON c.drift_type = f.drift_type
     LEFT JOIN invoice_correlation AS ic
         ON ic.invoice_id = coalesce(f.invoice_ref, CASE WHEN f.entity = 'invoice' THEN f.billing_id END)
 )
