@@ -19,6 +19,7 @@ RAW_STREAMS = {
     "erp": [
         "creditmemo",
         "currency",
+        "currencyrate",
         "customer",
         "customerpayment",
         "invoice",

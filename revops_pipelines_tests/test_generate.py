@@ -59,6 +59,7 @@ FIELDS = {
     "erp/customerpayment": "id externalId tranId tranDate customer currency payment applied "
     "unapplied apply lastModifiedDate",
     "erp/creditmemo": "id externalId entity currency total createdFrom tranDate lastModifiedDate",
+    "erp/currencyrate": "id baseCurrency transactionCurrency exchangeRate effectiveDate",
 }
 NOW = int(datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 INVOICE_STATUS = {"paid": "paidInFull", "open": "open", "uncollectible": "open", "void": "voided"}

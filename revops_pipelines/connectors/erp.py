@@ -45,6 +45,13 @@ STREAMS: dict[str, StreamSpec] = {
         # No change column: small, read whole every run.
         StreamSpec("currency", "currency", "id", None, ("id", "symbol", "name")),
         StreamSpec(
+            "currencyrate",
+            "currencyrate",
+            "id",
+            None,
+            ("id", "basecurrency", "transactioncurrency", "exchangerate", "effectivedate"),
+        ),
+        StreamSpec(
             "customer",
             "customer",
             "id",

@@ -303,6 +303,7 @@ FILE_NAMES: tuple[str, ...] = (
     "erp/invoice",
     "erp/customerpayment",
     "erp/creditmemo",
+    "erp/currencyrate",
 )
 
 
@@ -441,6 +442,29 @@ def build_subsidiaries(world: World) -> None:
                 "lastModifiedDate": "2022-01-01T00:00:00Z",
             },
         )
+
+
+def build_currency_rates(world: World) -> None:
+    """A rate per foreign currency on the first of every month of the window, in the base
+    currency of the first subsidiary, consistent with the prices (no random draw: the rest
+    of the world stays the same for a seed)."""
+    base = ENTITIES[0].currency
+    months = [add_months(world.window_start, n) for n in range(world.months)]
+    for entity in ENTITIES[1:]:
+        # One major unit in the base currency's major units, as the price factors imply.
+        par = 10 ** (entity.exponent - EXPONENTS[base]) / _PRICE_FACTOR[entity.currency]
+        for n, start in enumerate(months):
+            rate_id = str(len(world.files["erp/currencyrate"]) + 1)
+            world.add(
+                "erp/currencyrate",
+                {
+                    "id": rate_id,
+                    "baseCurrency": _erp_ref(CURRENCY_IDS[base], base),
+                    "transactionCurrency": _erp_ref(CURRENCY_IDS[entity.currency], entity.currency),
+                    "exchangeRate": round(par * (1 + 0.01 * (n % 5 - 2)), 8),
+                    "effectiveDate": day(start),
+                },
+            )
 
 
 def _company_name(rng: random.Random, country: str) -> str:
@@ -1263,4 +1287,5 @@ def build_world(*, customers: int, months: int, seed: int) -> World:
     build_subsidiaries(world)
     build_catalog(world)
     build_customers(world, customers)
+    build_currency_rates(world)
     return world

@@ -37,12 +37,25 @@ FILES: dict[str, tuple[str, ...]] = {
         "credit_notes",
         "events",
     ),
-    "erp": ("subsidiary", "customer", "item", "invoice", "customerpayment", "creditmemo"),
+    "erp": (
+        "subsidiary",
+        "customer",
+        "item",
+        "invoice",
+        "customerpayment",
+        "creditmemo",
+        "currencyrate",
+    ),
 }
 
 # A missing optional file is an empty collection; a missing required file is an error.
 OPTIONAL: frozenset[tuple[str, str]] = frozenset(
-    {("billing", "credit_notes"), ("billing", "events"), ("erp", "creditmemo")}
+    {
+        ("billing", "credit_notes"),
+        ("billing", "events"),
+        ("erp", "creditmemo"),
+        ("erp", "currencyrate"),
+    }
 )
 
 # Salesforce spells the record id `Id`; Stripe and NetSuite spell it `id`.

@@ -85,6 +85,13 @@ TABLES: dict[str, dict[str, str]] = {
         "foreignamount": "DOUBLE",
         "memo": "VARCHAR",
     },
+    "currencyrate": {
+        "id": "VARCHAR",
+        "basecurrency": "VARCHAR",
+        "transactioncurrency": "VARCHAR",
+        "exchangerate": "DOUBLE",
+        "effectivedate": "VARCHAR",
+    },
     "previoustransactionlink": {
         "id": "VARCHAR",
         "previousdoc": "VARCHAR",
@@ -191,13 +198,7 @@ def build_rows(
     currencies: dict[str, str | None] = {}
 
     def currency_of(record: Mapping[str, Any]) -> str | None:
-        ref = record.get("currency")
-        currency_id = _ref(ref)
-        if currency_id is not None and (
-            currency_id not in currencies or not currencies[currency_id]
-        ):
-            currencies[currency_id] = ref.get("refName") if isinstance(ref, Mapping) else None
-        return currency_id
+        return _currency_ref(record.get("currency"), currencies)
 
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for record in records.get("subsidiary", ()):
@@ -237,6 +238,16 @@ def build_rows(
                 "externalid": _text(record.get("externalId")),
                 "isinactive": _flag(record.get("isInactive")),
                 "lastmodifieddate": iso_utc(record.get("lastModifiedDate")),
+            }
+        )
+    for record in records.get("currencyrate", ()):
+        tables["currencyrate"].append(
+            {
+                "id": str(record.get("id")),
+                "basecurrency": _currency_ref(record.get("baseCurrency"), currencies),
+                "transactioncurrency": _currency_ref(record.get("transactionCurrency"), currencies),
+                "exchangerate": _number(record.get("exchangeRate")),
+                "effectivedate": _text(record.get("effectiveDate")),
             }
         )
     links: dict[str, dict[str, Any]] = {}
@@ -280,6 +291,14 @@ def build_rows(
         for currency_id, symbol in sorted(currencies.items(), key=lambda pair: pair[0])
     ]
     return tables
+
+
+def _currency_ref(ref: Any, currencies: dict[str, str | None]) -> str | None:
+    """The currency's internal id; its symbol is remembered for the `currency` table."""
+    currency_id = _ref(ref)
+    if currency_id is not None and not currencies.get(currency_id):
+        currencies[currency_id] = ref.get("refName") if isinstance(ref, Mapping) else None
+    return currency_id
 
 
 def _transaction_row(
