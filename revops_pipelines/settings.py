@@ -61,6 +61,11 @@ class Settings:
     # The moment the data describes (a date, `YYYY-MM-DD`); "now" is the end of that day.
     # Empty means the current time. The demo sets it from the sandbox manifest.
     as_of: str = ""
+    # Totals, charts and sorting of money use this currency; rates come from the ERP's
+    # currencyrate records unless a rates file (base_currency,currency,rate,effective_date)
+    # is named.
+    reporting_currency: str = "USD"
+    rates_file: Path | None = None
 
     def webhook_secrets(self) -> dict[str, str]:
         """The signing secret of each webhook source, by source name."""
@@ -110,6 +115,8 @@ class Settings:
             tolerance_minor=_parse_tolerances(get("TOLERANCE_MINOR", "")),
             name_match_threshold=float(get("NAME_MATCH_THRESHOLD", str(cls.name_match_threshold))),
             as_of=get("AS_OF", ""),
+            reporting_currency=get("REPORTING_CURRENCY", cls.reporting_currency).upper(),
+            rates_file=Path(get("RATES_FILE", "")) if get("RATES_FILE", "") else None,
             subscription_grace_days=int(
                 get("SUBSCRIPTION_GRACE_DAYS", str(cls.subscription_grace_days))
             ),

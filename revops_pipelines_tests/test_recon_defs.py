@@ -20,20 +20,17 @@ def test_keys_groups_pools_and_deps() -> None:
     deps = {k.to_user_string() for k in drift_exceptions.dependency_keys}
     assert "reconciliation/findings" in deps
     assert deps == {f"reconciliation/{n}" for n in reconciliation_model_names()}
-    for asset in (drift_exceptions, recon_metrics, recon_report):
+    for asset in (drift_exceptions, recon_metrics):
         assert asset.group_names_by_key[asset.key] == "reconciliation"
+    assert recon_report.group_names_by_key[recon_report.key] == "report"
+    for asset in (drift_exceptions, recon_metrics, recon_report):
         assert asset.op.pool == "duckdb"
+    assert {c.name for c in drift_exceptions.check_specs} == {"no_critical_open", "no_high_open"}
 
 
-def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) -> None:
-    db, out = tmp_path / "revops.duckdb", tmp_path / "out"
-    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(out))
-    world = clean_world()
-    row(world, "invoice", "5001").update(total_minor=100_100, subtotal_minor=92_100)
-    with duckdb.connect(str(db)) as con:
-        reconcile_world(world, con=con)
-    config = {"detected_at": "2025-06-28T12:00:00+00:00"}
-    result = dg.materialize(
+def _materialize(db: Path, *, detected_at: str | None = None) -> dg.ExecuteInProcessResult:
+    config = {"detected_at": detected_at} if detected_at else {}
+    return dg.materialize(
         [drift_exceptions, recon_metrics, recon_report],
         resources={"duckdb": DuckDBResource(path=str(db))},
         run_config={
@@ -43,14 +40,71 @@ def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) 
             }
         },
     )
+
+
+def _meta(result: dg.ExecuteInProcessResult, node: str) -> dict:
+    [materialization] = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) -> None:
+    db, out = tmp_path / "revops.duckdb", tmp_path / "out"
+    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(out))
+    world = clean_world()
+    row(world, "invoice", "5001").update(total_minor=100_100, subtotal_minor=92_100)
+    with duckdb.connect(str(db)) as con:
+        reconcile_world(world, con=con)
+    result = _materialize(db, detected_at="2025-06-28T12:00:00+00:00")
     assert result.success
-    [materialization] = result.asset_materializations_for_node("recon__drift_exceptions")
-    meta = materialization.metadata
-    assert meta["new"].value == 1
-    assert meta["by_type"].value == {"invoice_amount_mismatch": 1}
-    assert "invoice_amount_mismatch" in meta["top_10"].value
+    meta = _meta(result, "recon__drift_exceptions")
+    assert meta["new"] == 1
+    assert meta["by_type"] == {"invoice_amount_mismatch": 1}
+    assert meta["at_stake"].startswith("1.00 USD")
+    assert meta["at_stake_usd_minor"] == 100
+    assert "invoice_amount_mismatch" in meta["top_10"]
+    assert Path(meta["csv"]).is_absolute() and Path(meta["parquet"]).is_file()
     assert pd.read_csv(out / "drift_exceptions.csv")["drift_type"].tolist() == [
         "invoice_amount_mismatch"
     ]
-    assert (out / "drift_exceptions.parquet").exists()
+    report = _meta(result, "recon__report")
+    assert Path(report["path"]).is_absolute() and report["url"].startswith("file:///")
     assert "invoice_amount_mismatch" in (out / "report.html").read_text()
+
+    metrics = _meta(result, "recon__metrics")
+    assert metrics["open_exceptions_by_severity"] == {"critical": 1}
+    assert metrics["money_at_stake"] == {"USD": "1.00 USD"}
+    assert metrics["money_at_stake_usd"] == "1.00 USD"
+    assert all(len(str(v)) < 400 for v in metrics.values())
+
+    # A critical finding open: the ERROR check fails with a sample; no high one: WARN passes.
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["no_critical_open"].passed
+    assert checks["no_critical_open"].severity == dg.AssetCheckSeverity.ERROR
+    assert "invoice_amount_mismatch" in checks["no_critical_open"].metadata["sample"].value
+    assert "1.00 USD" in checks["no_critical_open"].metadata["sample"].value
+    assert checks["no_high_open"].passed
+    assert checks["no_high_open"].severity == dg.AssetCheckSeverity.WARN
+
+
+def test_exceptions_age_with_the_as_of_date(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "revops.duckdb"
+    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(tmp_path / "out"))
+    world = clean_world()
+    row(world, "invoice", "5001").update(total_minor=100_100, subtotal_minor=92_100)
+    with duckdb.connect(str(db)) as con:
+        reconcile_world(world, con=con)
+    for day in ("2025-06-01", "2025-06-11"):
+        monkeypatch.setenv("REVOPS_AS_OF", day)
+        assert _materialize(db).success
+    with duckdb.connect(str(db), read_only=True) as con:
+        [(first, last)] = con.execute(
+            "SELECT first_detected_at, last_detected_at FROM recon.drift_exceptions"
+        ).fetchall()
+        aging = dict(
+            con.execute(
+                "SELECT dimension, value FROM recon.metrics_history "
+                "WHERE metric = 'open_exceptions_by_age' AND value > 0 ORDER BY run_at"
+            ).fetchall()
+        )
+    assert (last - first).days == 10
+    assert aging == {"0-1": 1.0, "8-30": 1.0}

@@ -12,6 +12,8 @@ from revops_pipelines.raw.refresh import notified_for
 
 FULL_REFRESH_TAG = "revops/full_refresh"
 QUARANTINE_CHECK = "quarantine_empty"
+# The product each system stands for, as the Dagster UI names (and draws) it.
+SYSTEM_KINDS = {"crm": "salesforce", "billing": "stripe", "erp": "netsuite"}
 
 
 class ExtractConfig(dg.Config):
@@ -64,9 +66,9 @@ def _build(system: str, spec: StreamSpec) -> dg.AssetsDefinition:
     # The check runs in the asset's own step, so it shares the single-writer pool.
     @dg.asset(
         key=asset_key,
-        group_name="extract",
+        group_name="raw",
         pool="duckdb",
-        kinds={"duckdb", system},
+        kinds={"duckdb", "table", SYSTEM_KINDS[system]},
         required_resource_keys={system, "duckdb"},
         check_specs=[
             dg.AssetCheckSpec(

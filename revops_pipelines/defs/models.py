@@ -83,7 +83,8 @@ def _spec(model: SqlModel, by_name: dict[str, SqlModel]) -> dg.AssetSpec:
         model_key(model),
         deps=deps,
         group_name=model.schema,
-        kinds={"duckdb", "sql"},
+        kinds={"duckdb", "sql", model.materialized}
+        | ({"pandera"} if has_pandera_check(model) else set()),
         description=model_description(model),
         metadata={"sql_file": f"revops_pipelines/sql/{model.schema}/{model.path.name}"},
         # Not built when a table it reads failed its pandera check.

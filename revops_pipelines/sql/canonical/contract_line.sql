@@ -1,3 +1,4 @@
+-- The products sold on each CRM opportunity: SKU, quantity, unit and line price in minor units.
 select
     'crm' as source_system,
     line_item_id as source_id,

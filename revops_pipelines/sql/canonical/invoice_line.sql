@@ -1,3 +1,4 @@
+-- Each billing invoice's lines: product, SKU, quantity, amount in minor units and service period.
 select
     'billing' as source_system,
     l.invoice_line_id as source_id,

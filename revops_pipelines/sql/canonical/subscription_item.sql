@@ -1,3 +1,5 @@
+-- What each billing subscription charges for: price, quantity, interval and the item's monthly
+-- amount.
 select
     'billing' as source_system,
     subscription_item_id as source_id,

@@ -1,3 +1,5 @@
+-- Billing credit notes as typed columns: the invoice and customer credited, total in minor units,
+-- status.
 select
     r.id as credit_note_id,
     r.payload->>'$.invoice' as invoice_id,

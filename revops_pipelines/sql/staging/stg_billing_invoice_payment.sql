@@ -1,3 +1,5 @@
+-- Billing invoice payments as typed columns: the invoice paid, amount paid and requested, status,
+-- paid time.
 with parsed as (
     select
         id,

@@ -1,3 +1,5 @@
+-- Billing prices as typed columns: product, currency, unit amount in minor units, recurring
+-- interval.
 select
     r.id as price_id,
     r.payload->>'$.product' as product_id,

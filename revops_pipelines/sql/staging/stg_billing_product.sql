@@ -1,3 +1,4 @@
+-- Billing products as typed columns: SKU from the metadata, name, active and deleted flags.
 select
     r.id as product_id,
     blank_null(r.payload->>'$.metadata.sku') as sku,

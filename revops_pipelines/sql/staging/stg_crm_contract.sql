@@ -1,3 +1,4 @@
+-- CRM contracts as typed columns: account, opportunity, start and end dates, term, status.
 with parsed as (
     select
         id,

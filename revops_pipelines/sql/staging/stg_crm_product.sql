@@ -1,3 +1,4 @@
+-- CRM products as typed columns: SKU (product code), name, family, active and deleted flags.
 select
     r.id as product_id,
     blank_null(r.payload->>'$.ProductCode') as sku,

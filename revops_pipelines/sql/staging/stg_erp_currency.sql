@@ -1,3 +1,4 @@
+-- ERP currencies: the internal id each ERP record uses, with its ISO code and name.
 select
     r.id as currency_id,
     upper(r.payload->>'$.symbol') as currency,

@@ -1,3 +1,4 @@
+-- ERP items as typed columns: SKU, name, the billing product it stands for, inactive flag.
 select
     r.id as item_id,
     blank_null(r.payload->>'$.itemid') as sku,

@@ -1,3 +1,4 @@
+-- ERP subsidiaries (the legal entities that post): country, base currency, legal entity code.
 select
     r.id as subsidiary_id,
     r.payload->>'$.name' as name,

@@ -1,3 +1,5 @@
+-- ERP invoice and credit memo lines as typed columns: item, quantity, rate and amount in minor
+-- units.
 with parsed as (
     select
         id,
