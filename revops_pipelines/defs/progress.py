@@ -2,10 +2,12 @@
 
 import logging
 import re
+from pathlib import Path
 
 import dagster as dg
 
 _DURATION = re.compile(r" in (\S+?)\.?$")
+WORKSPACE_FILE = Path("workspace.yaml")
 
 
 class _StepLines(logging.Handler):
@@ -37,14 +39,34 @@ def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
 defs = dg.Definitions(loggers={"progress": progress_logger, "console": dg.colored_console_logger})
 
 
-def run_with_progress(job_name: str) -> bool:
-    """Run a job in this process on the instance `$DAGSTER_HOME` names, printing its steps."""
-    from revops_pipelines.definitions import definitions
+def run_with_progress(job_name: str, *, workspace: Path = WORKSPACE_FILE) -> bool:
+    """Run a job in this process on the instance `$DAGSTER_HOME` names, printing its steps.
 
-    job = definitions().resolve_job_def(job_name)
-    result = job.execute_in_process(
-        run_config={"loggers": {"progress": {}}},
-        instance=dg.DagsterInstance.get(),
-        raise_on_error=False,
+    The run is created with the origin of the workspace's code location, so the UI lists it
+    under its job and re-executes it like a run launched there; its steps run in this process.
+    """
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+    from dagster._core.remote_origin import RemoteRepositoryOrigin
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    [location] = WorkspaceFileTarget(paths=[str(workspace)]).create_origins()
+    target = location.loadable_target_origin
+    repository = ReconstructableRepository.for_module(
+        target.module_name, "definitions", working_directory=target.working_directory
     )
-    return result.success
+    job = repository.get_reconstructable_job(job_name)
+    job_def = job.get_definition()
+    run_config: dict = {"loggers": {"progress": {}}}
+    if job_def.executor_def.name == dg.multi_or_in_process_executor.name:
+        run_config["execution"] = {"config": {"in_process": {}}}
+    instance = dg.DagsterInstance.get()
+    run = instance.create_run_for_job(
+        job_def,
+        run_config=run_config,
+        remote_job_origin=RemoteRepositoryOrigin(
+            location, repository.get_definition().name
+        ).get_job_origin(job_name),
+        job_code_origin=job.get_python_origin(),
+    )
+    return execute_run(job, run, instance).success

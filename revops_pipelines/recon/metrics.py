@@ -109,7 +109,8 @@ def compute_metrics(
 
 def invoice_accuracy(con: duckdb.DuckDBPyConnection) -> float | None:
     """Share of finalized billing invoices with no invoice or payment finding in this run."""
-    if not relation_exists(con, "reconciliation", "findings"):
+    needed = (("reconciliation", "findings"), ("canonical", "invoice"), ("canonical", "payment"))
+    if not all(relation_exists(con, *name) for name in needed):
         return None
     invoice = [c.drift_type for c in drift_codes().values() if c.entity == "invoice"]
     codes, payment, customer = (

@@ -40,7 +40,9 @@ found AS (
     SELECT
         'subscription_missing_for_won_opportunity' AS drift_type, 'subscription' AS entity,
         o.source_id AS crm_id, NULL AS billing_id, NULL AS erp_id, NULL AS field,
-        NULL AS expected, NULL AS actual, NULL::BIGINT AS amount_impact_minor, NULL AS currency,
+        -- Nothing is billed yet: the whole contract value is at stake.
+        NULL AS expected, NULL AS actual, o.amount_minor AS amount_impact_minor,
+        upper(o.currency) AS currency,
         'review' AS action,
         'Provision the billing subscription for won opportunity ' || o.source_id
             || ' (closed ' || CAST(o.close_date AS VARCHAR) || ')' AS suggested_action,
