@@ -1,22 +1,27 @@
 """`revops demo` and `revops dev`: the project on the embedded default, nothing to set up.
 
-A scenario is generated once into the sandbox state folder; later runs reuse it, so
-exceptions age across runs. The sandbox servers play the three systems unless real
-URLs are configured (`revops dev` only: the demo always uses the sandbox).
+A scenario is generated once into the sandbox state folder; later runs reuse it, so an
+exception keeps its id and first detection across runs (move `REVOPS_AS_OF` forward to age
+it). The sandbox servers play the three systems unless real URLs are configured (`revops dev`
+only: the demo always uses the sandbox).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 from revops_pipelines.settings import Settings
+
+# Ctrl-C or SIGTERM stops `revops dev` within this (plus a moment), however its children behave.
+STOP_GRACE_S = 7.0
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance for the demo and `make dev`: runs and events on disk here.
@@ -123,10 +128,39 @@ def run_dev(*, port: int) -> int:
     ensure_local_dagster_home(settings.data_dir)
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
     if settings.crm_url and settings.billing_url and settings.erp_url:
-        return subprocess.call(command)
+        return run_until_stopped(command)
     ensure_scenario(settings.sandbox_state_dir, customers=200, months=12, seed=7)
     with sandbox_systems(settings.sandbox_state_dir):
-        try:
-            return subprocess.call(command)
-        except KeyboardInterrupt:
-            return 0
+        return run_until_stopped(command)
+
+
+def run_until_stopped(command: list[str], *, grace_s: float = STOP_GRACE_S) -> int:
+    """Runs `command` until it ends or this process gets Ctrl-C or SIGTERM; then stops it
+    and every process it started.
+
+    The command gets its own process group: it is asked to stop with SIGINT (as Ctrl-C
+    would), and whatever is left of the group after `grace_s` is killed, so no webserver,
+    daemon or code server outlives `revops dev`.
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        _signal_group(process.pid, signal.SIGINT)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)

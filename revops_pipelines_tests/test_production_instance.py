@@ -1,4 +1,4 @@
-"""The production `dagster.yaml`: runs, events and pools in PostgreSQL from `DAGSTER_PG_*`.
+"""The production `deploy/dagster.yaml`: runs, events and pools in PostgreSQL from `DAGSTER_PG_*`.
 
 Uses the PostgreSQL server the environment provides (`REVOPS_TEST_PG_*`, default
 127.0.0.1:5432, user postgres) in a database of its own, dropped afterwards.
@@ -38,7 +38,7 @@ def postgres_home(tmp_path, monkeypatch):
     _admin(f"CREATE DATABASE {database}")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_PG_HOST", PG["host"])
     monkeypatch.setenv("DAGSTER_PG_PORT", str(PG["port"]))
