@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+REPO = Path(__file__).resolve().parents[1]
 
 ID_COLUMNS = ("crm_id", "billing_id", "erp_id", "field", "expected")
 
@@ -54,6 +59,7 @@ def test_demo_prints_the_servers_and_writes_the_report(demo_runs):
     review = sum(row["action"] == "review" for row in open_rows)
     summary = next(line for line in lines if line.startswith("open exceptions: "))
     assert summary.startswith(f"open exceptions: {len(open_rows)} (")
+    assert "; at stake: " in summary and " USD; " in summary
     assert summary.endswith(f"need review: {review}")
     for system in ("crm", "billing", "erp"):
         served = [line for line in lines if line.startswith(f"{system}=http://127.0.0.1:")]
@@ -79,8 +85,41 @@ def test_a_second_run_keeps_each_exception_and_its_first_detection(demo_runs):
     after = {row["exception_id"]: row for row in second_rows}
     assert before.keys() == after.keys()
     for exception_id, first_detected_at in before.items():
+        # Detection runs on the data's clock: the end of the manifest's as-of day.
         assert after[exception_id]["first_detected_at"] == first_detected_at
-        assert after[exception_id]["last_detected_at"] > first_detected_at
+        assert first_detected_at.startswith("2026-10-31 23:59:59")
+
+
+def test_the_demo_runs_are_listed_under_their_job_in_the_workspace(demo_runs):
+    data_dir = demo_runs[0]
+    instance = dg.DagsterInstance.from_config(str(data_dir / "dagster_home"))
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="reconcile_job"))
+    assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    [location] = WorkspaceFileTarget(paths=[str(REPO / "workspace.yaml")]).create_origins()
+    for run in runs:
+        repository = run.remote_job_origin.repository_origin
+        assert repository.code_location_origin == location
+        assert repository.repository_name == "__repository__"
+    # The UI lists a job's runs by this label, and re-executes against this snapshot.
+    label = {REPOSITORY_LABEL_TAG: "__repository__@revops_pipelines"}
+    assert len(instance.get_runs(filters=dg.RunsFilter(job_name="reconcile_job", tags=label))) == 2
+    assert {r.job_snapshot_id for r in runs} == {_snapshot_id_as_dev_loads_it(data_dir)}
+
+
+def _snapshot_id_as_dev_loads_it(data_dir: Path) -> str:
+    """The job's snapshot id in a code server started by `revops dev` (URLs set)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVOPS_")}
+    env |= {f"REVOPS_{s}_URL": "http://127.0.0.1:1" for s in ("CRM", "BILLING", "ERP")}
+    env |= {"REVOPS_DATA_DIR": str(data_dir)}
+    code = (
+        "from revops_pipelines.definitions import definitions; "
+        "print(definitions().resolve_job_def('reconcile_job').get_job_snapshot_id())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def test_trace_shows_the_lifecycle_and_open_findings_of_an_id(demo_runs):
