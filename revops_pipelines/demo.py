@@ -21,7 +21,7 @@ from pathlib import Path
 from revops_pipelines.settings import Settings
 
 # Ctrl-C or SIGTERM stops `revops dev` within this (plus a moment), however its children behave.
-STOP_GRACE_S = 7.0
+STOP_GRACE_S = 5.0
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance for the demo and `make dev`: runs and events on disk here.

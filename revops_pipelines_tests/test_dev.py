@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from revops_pipelines.sandbox.generate import generate_state
+
 REPO = Path(__file__).resolve().parents[1]
 STOP_LIMIT_S = 10.0
 
@@ -62,13 +64,11 @@ def _alive(pids: set[int]) -> set[int]:
 def test_sigterm_stops_every_process_dev_started(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOPS_", "DAGSTER_"))}
-    # Real-looking URLs: no sandbox scenario to generate, the UI starts on its own.
-    env |= {
-        "REVOPS_DATA_DIR": str(tmp_path / "data"),
-        "REVOPS_CRM_URL": "http://127.0.0.1:9",
-        "REVOPS_BILLING_URL": "http://127.0.0.1:9",
-        "REVOPS_ERP_URL": "http://127.0.0.1:9",
-    }
+    # A small scenario made beforehand: `revops dev` serves it with the sandbox, as `make dev` does.
+    generate_state(
+        tmp_path / "data" / "sandbox_state", customers=10, months=1, seed=3, drift_rate=0.0
+    )
+    env |= {"REVOPS_DATA_DIR": str(tmp_path / "data")}
     log = (tmp_path / "dev.log").open("w")
     dev = subprocess.Popen(
         [sys.executable, "-m", "revops_pipelines.cli", "dev", "--port", str(port)],
