@@ -77,6 +77,7 @@ def test_sigterm_stops_every_process_dev_started(tmp_path: Path) -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    started: set[int] = set()
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -103,11 +104,11 @@ def test_sigterm_stops_every_process_dev_started(tmp_path: Path) -> None:
         assert _alive(started) == set()
     finally:
         # Whatever a failed test leaves running is ended here, by id.
-        leftovers = _live_descendants(dev.pid) if dev.poll() is None else set()
+        leftovers = started | (_live_descendants(dev.pid) if dev.poll() is None else set())
         if dev.poll() is None:
             dev.kill()
             dev.wait()
-        for pid in leftovers:
+        for pid in _alive(leftovers):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         log.close()
