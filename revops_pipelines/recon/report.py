@@ -144,8 +144,12 @@ def _trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         for i, (run_at, value) in enumerate(history)
     ]
     return {
-        "title": "Open exceptions across runs",
-        "note": "one run so far: the trend starts with the next run" if len(points) == 1 else "",
+        "title": "Open exceptions across runs, by the data's as-of moment",
+        "note": (
+            "one as-of moment so far: a run on a later as-of date adds the next point"
+            if len(points) == 1
+            else ""
+        ),
         "points": points,
         "width": width,
         "height": height,
