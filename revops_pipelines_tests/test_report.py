@@ -11,7 +11,7 @@ import duckdb
 from revops_pipelines.recon.exceptions import update_exceptions
 from revops_pipelines.recon.metrics import compute_metrics, record_metrics
 from revops_pipelines.recon.money import Rates, load_rates
-from revops_pipelines.recon.report import render_report, report_metadata
+from revops_pipelines.recon.report import render_report, report_metadata, trend_chart
 from revops_pipelines_tests.canonical_rows import clean_world, insert_rows, reconcile_world, row
 
 T1 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -167,3 +167,27 @@ def test_rates_convert_directly_through_a_base_or_inverted() -> None:
     eur = load_rates(con, "EUR", on=T1.date())
     assert eur.convert(1_200, "USD") == 1_000  # inverse of EUR's rate to USD
     assert eur.convert(120, "JPY") == 70  # through the common base: 120 JPY = 0.84 USD
+
+
+def test_trend_reads_with_one_run_and_with_many() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA recon")
+    con.execute(
+        "CREATE TABLE recon.metrics_history "
+        "(run_at TIMESTAMPTZ, metric VARCHAR, dimension VARCHAR, value DOUBLE)"
+    )
+    con.execute(
+        "INSERT INTO recon.metrics_history VALUES (?, 'open_exceptions_by_age', '0-1', 3)", [T1]
+    )
+    one = trend_chart(con)
+    assert len(one["points"]) == 1 and one["note"] and one["points"][0]["tick"]
+    con.executemany(
+        "INSERT INTO recon.metrics_history VALUES (?, 'open_exceptions_by_age', '0-1', ?)",
+        [[T1 + timedelta(hours=n), float(n % 7)] for n in range(1, 60)],
+    )
+    many = trend_chart(con)
+    ticks = [p for p in many["points"] if p["tick"]]
+    assert len(many["points"]) == 60 and 2 <= len(ticks) <= 7 and many["points"][-1]["tick"]
+    # The last dated tick stays inside the drawing, with room for its label.
+    assert many["points"][-1]["x"] + 40 <= many["width"]
+    assert not many["note"]

@@ -120,7 +120,7 @@ def _money_chart(reading: ExceptionReading, rates: Rates) -> dict[str, Any]:
     )
 
 
-def _trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     history: list[tuple[datetime, float]] = []
     if relation_exists(con, "recon", "metrics_history"):
         history = con.execute(
@@ -355,7 +355,7 @@ def report_context(
                 "Open exceptions by age (whole days since first detection)",
                 [(k, float(v)) for k, v in reading.aging.items()],
             ),
-            "trend": _trend_chart(con),
+            "trend": trend_chart(con),
             "funnel": _funnel_chart(con),
             "delay": _delay_chart(metrics),
         },
