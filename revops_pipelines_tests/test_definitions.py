@@ -124,3 +124,24 @@ def test_reconciliation_reads_canonical_and_report_comes_last(defs):
     assert dg.AssetKey(["recon", "drift_exceptions"]) in upstream or any(
         dg.AssetKey(["recon", "drift_exceptions"]) in graph.get(key).parent_keys for key in upstream
     )
+
+
+def test_groups_read_as_layers_and_every_asset_says_what_it_is(defs):
+    graph = defs.resolve_asset_graph()
+    groups = {node.key.to_user_string(): node.group_name for node in graph.asset_nodes}
+    assert set(groups.values()) == {"raw", "staging", "canonical", "reconciliation", "report"}
+    assert groups["recon/report"] == "report" and groups["raw/crm_account"] == "raw"
+    for node in graph.asset_nodes:
+        description = node.description or ""
+        assert description and not description.startswith("SQL model"), node.key
+
+
+def test_kinds_the_ui_draws(defs):
+    graph = defs.resolve_asset_graph()
+    kinds = {node.key.to_user_string(): node.kinds for node in graph.asset_nodes}
+    assert {"salesforce", "duckdb"} <= kinds["raw/crm_account"]
+    assert "stripe" in kinds["raw/billing_invoices"]
+    assert "view" in kinds["staging/stg_billing_invoice"]
+    assert {"table", "pandera"} <= kinds["canonical/invoice"]
+    assert {"parquet", "csv"} <= kinds["recon/drift_exceptions"]
+    assert kinds["recon/report"] == {"html"}

@@ -191,3 +191,44 @@ def test_trend_reads_with_one_run_and_with_many() -> None:
     # The last dated tick stays inside the drawing, with room for its label.
     assert many["points"][-1]["x"] + 40 <= many["width"]
     assert not many["note"]
+
+
+def test_rates_file_replaces_the_erp_rates(tmp_path) -> None:
+    rates_file = tmp_path / "rates.csv"
+    rates_file.write_text(
+        "base_currency,currency,rate,effective_date\nUSD,EUR,1.5,2025-05-01\nusd,jpy,0.01,2025-07-01\n"
+    )
+    con = duckdb.connect()
+    rates = load_rates(con, "USD", on=T1.date(), rates_file=rates_file)
+    assert rates.convert(1_000, "EUR") == 1_500
+    assert rates.convert(1_000, "JPY") is None  # its only rate starts after the as-of day
+    assert rates.source == str(rates_file) and "2025-05-01" in rates.as_of_text()
+
+
+def test_records_not_reconciled_from_both_quarantines(tmp_path) -> None:
+    con = _reconciled()
+    path = render_report(con, tmp_path / "none.html", now=T1, rates=RATES)
+    assert 'id="not-reconciled-none"' in path.read_text()
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(
+        "CREATE TABLE raw._quarantine (stream VARCHAR, reason VARCHAR, payload VARCHAR, "
+        "extracted_at TIMESTAMPTZ, run_id VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO raw._quarantine VALUES ('billing_invoices', 'missing id', '{}', ?, 'r1')",
+        [[T1], [T1]],
+    )
+    con.execute(
+        "CREATE TABLE canonical.quarantine (table_name VARCHAR, source_system VARCHAR, "
+        "source_id VARCHAR, column_name VARCHAR, rule VARCHAR, value VARCHAR, "
+        "quarantined_at TIMESTAMPTZ)"
+    )
+    con.execute(
+        "INSERT INTO canonical.quarantine VALUES "
+        "('invoice', 'erp', '5009', 'currency', 'not null', NULL, ?)",
+        [T1],
+    )
+    html = render_report(con, tmp_path / "some.html", now=T1, rates=RATES).read_text()
+    table = html[html.index('id="not-reconciled"') :]
+    assert "billing_invoices" in table and "missing id" in table
+    assert "invoice (erp)" in table and "currency: not null" in table
