@@ -85,6 +85,7 @@ def sandbox_systems(state_dir: Path) -> Iterator[None]:
 
 def run_demo(*, customers: int, months: int, seed: int) -> int:
     from revops_pipelines.defs.progress import run_with_progress
+    from revops_pipelines.recon.run import now_for
 
     settings = Settings.from_env()
     ensure_scenario(settings.sandbox_state_dir, customers=customers, months=months, seed=seed)
@@ -95,7 +96,14 @@ def run_demo(*, customers: int, months: int, seed: int) -> int:
     if not succeeded:
         print("the reconciliation job failed; open the run in the Dagster UI (make dev)")
         return 1
-    print(summarize_exceptions(settings.duckdb_path))
+    settings = Settings.from_env()  # with the scenario's as-of date the sandbox set
+    print(
+        summarize_exceptions(
+            settings.duckdb_path,
+            as_of=now_for(settings.as_of or None),
+            reporting_currency=settings.reporting_currency,
+        )
+    )
     print(f"report: {(settings.output_dir / 'report.html').resolve()}")
     print(f"exceptions: {(settings.output_dir / 'drift_exceptions.csv').resolve()}")
     return 0
