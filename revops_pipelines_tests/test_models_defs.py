@@ -74,10 +74,11 @@ def test_asset_keys_groups_and_deps() -> None:
     specs = _specs()
     invoice = specs["canonical/invoice"]
     assert invoice.group_name == "canonical"
-    assert invoice.kinds == {"duckdb", "sql"}
+    assert invoice.kinds == {"duckdb", "sql", "table", "pandera"}
     deps = {dep.asset_key.to_user_string() for dep in invoice.deps}
     assert {"staging/stg_billing_invoice", "staging/stg_erp_transaction"} <= deps
     stg = specs["staging/stg_billing_invoice"]
+    assert stg.kinds == {"duckdb", "sql", "view"}
     assert {dep.asset_key.to_user_string() for dep in stg.deps} == {"raw/billing_invoices"}
     step = _canonical_models()
     checks = {
