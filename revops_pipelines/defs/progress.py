@@ -1,13 +1,16 @@
-"""A quiet logger for the command line: one line per finished step or failed check."""
+"""Running a job for the command line: one line per finished step or failed check, and the run
+made as the workspace's code location would make it."""
 
 import logging
+import os
 import re
-from pathlib import Path
 
 import dagster as dg
 
 _DURATION = re.compile(r" in (\S+?)\.?$")
-WORKSPACE_FILE = Path("workspace.yaml")
+# The code location as `workspace.yaml` names it.
+MODULE = "revops_pipelines.definitions"
+LOCATION_NAME = "revops_pipelines"
 
 
 class _StepLines(logging.Handler):
@@ -39,21 +42,22 @@ def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
 defs = dg.Definitions(loggers={"progress": progress_logger, "console": dg.colored_console_logger})
 
 
-def run_with_progress(job_name: str, *, workspace: Path = WORKSPACE_FILE) -> bool:
+def run_with_progress(job_name: str) -> bool:
     """Run a job in this process on the instance `$DAGSTER_HOME` names, printing its steps.
 
-    The run is created with the origin of the workspace's code location, so the UI lists it
-    under its job and re-executes it like a run launched there; its steps run in this process.
+    The run is created with the code-location origin `workspace.yaml` gives, so the UI lists
+    it under its job and re-executes it like a run launched there; its steps run in this
+    process. The origin is built here (not read from the file) so an installed package,
+    run from any folder, makes the same runs.
     """
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.execution.api import execute_run
     from dagster._core.remote_origin import RemoteRepositoryOrigin
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._core.workspace.load import location_origin_from_module_name
 
-    [location] = WorkspaceFileTarget(paths=[str(workspace)]).create_origins()
-    target = location.loadable_target_origin
+    location = location_origin_from_module_name(MODULE, None, ".", LOCATION_NAME)
     repository = ReconstructableRepository.for_module(
-        target.module_name, "definitions", working_directory=target.working_directory
+        MODULE, "definitions", working_directory=os.getcwd()
     )
     job = repository.get_reconstructable_job(job_name)
     job_def = job.get_definition()
