@@ -209,6 +209,155 @@ def _run_ledger_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_corrections(commands: argparse._SubParsersAction) -> None:
+    corrections = commands.add_parser(
+        "corrections", help="plan and push the corrections of open findings"
+    )
+    sub = corrections.add_subparsers(dest="corrections_command", required=True)
+    plan = sub.add_parser("plan", help="dry run: print the plan, change nothing anywhere")
+    plan.add_argument("--limit", type=int, default=50, help="actions to show (default 50)")
+    plan.set_defaults(run=_run_corrections_plan)
+    push = sub.add_parser("push", help="plan, then send the plan to the three systems")
+    push.add_argument(
+        "--approve", action="store_true", help="approve a plan over the blast-radius cap"
+    )
+    push.add_argument("--by", default="", help="who approves (default: $USER)")
+    push.set_defaults(run=_run_corrections_push)
+    approve = sub.add_parser("approve", help="approve a plan over the blast-radius cap")
+    approve.add_argument("plan_id")
+    approve.add_argument("--by", default="", help="who approves (default: $USER)")
+    approve.set_defaults(run=_run_corrections_approve)
+    dead = sub.add_parser("dead-letters", help="corrections that failed for good")
+    dead.set_defaults(run=_run_dead_letters)
+    replay = sub.add_parser("replay", help="send dead letters again with the same keys")
+    replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    replay.add_argument("--all", action="store_true", help="every open dead letter")
+    replay.set_defaults(run=_run_replay)
+
+
+def _plan_from_store(read_only: bool):
+    import duckdb
+
+    from revops_pipelines.corrections.planner import build_plan
+    from revops_pipelines.corrections.policy import load_policy
+    from revops_pipelines.settings import Settings
+
+    settings = Settings.from_env()
+    policy = load_policy()
+    if not settings.duckdb_path.exists():
+        raise SystemExit(f"no analytical store at {settings.duckdb_path}: run the job first")
+    con = duckdb.connect(str(settings.duckdb_path), read_only=read_only)
+    return settings, policy, con, build_plan(con, policy)
+
+
+def _print_plan(plan, limit: int) -> None:
+    from revops_pipelines.corrections.run import preview
+
+    money = ", ".join(f"{c} {v}" for c, v in sorted(plan.money_minor.items())) or "none"
+    print(f"plan {plan.plan_id}: {len(plan.actions)} actions, money at stake (minor) {money}")
+    for key, entry in sorted(plan.radius.items()):
+        print(
+            f"  {key}: {int(entry['actions'])} actions, {entry['share']:.1%} of "
+            f"{int(entry['records'])} records"
+        )
+    for line in plan.over_cap:
+        print(f"  over the cap: {line}")
+    print(preview(plan, limit=limit))
+    for held in plan.held:
+        print(f"held for review: {held.exception_id} {held.drift_type}: {held.reason}")
+
+
+def _run_corrections_plan(args: argparse.Namespace) -> int:
+    _, _, con, plan = _plan_from_store(read_only=True)
+    con.close()
+    _print_plan(plan, args.limit)
+    print("dry run: nothing was sent, stored or changed")
+    return 0
+
+
+def _run_corrections_push(args: argparse.Namespace) -> int:
+    import getpass
+
+    from revops_pipelines.corrections.run import (
+        CapExceeded,
+        check_cap,
+        load_actions,
+        push_actions,
+        store_plan,
+    )
+    from revops_pipelines.ledger import Ledger
+
+    settings, policy, con, plan = _plan_from_store(read_only=False)
+    try:
+        store_plan(con, plan)
+        actions = load_actions(con, plan.plan_id)
+    finally:
+        con.close()
+    _print_plan(plan, 10)
+    with Ledger(settings.ledger_url) as ledger:
+        if args.approve:
+            ledger.approve(plan.plan_id, by=args.by or getpass.getuser())
+        try:
+            check_cap(plan.plan_id, plan.over_cap, ledger)
+        except CapExceeded as refused:
+            print(f"refused: {refused}", file=sys.stderr)
+            return 3
+        summary = push_actions(settings, policy, ledger, plan.plan_id, actions, progress=True)
+    print(summary.line())
+    return 0 if summary.complete else 1
+
+
+def _run_corrections_approve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from revops_pipelines.ledger import Ledger
+    from revops_pipelines.settings import Settings
+
+    who = args.by or getpass.getuser()
+    with Ledger(Settings.from_env().ledger_url) as ledger:
+        ledger.approve(args.plan_id, by=who)
+    print(f"plan {args.plan_id} approved by {who}")
+    return 0
+
+
+def _run_dead_letters(args: argparse.Namespace) -> int:
+    from revops_pipelines.ledger import Ledger
+    from revops_pipelines.settings import Settings
+
+    with Ledger(Settings.from_env().ledger_url) as ledger:
+        letters = ledger.dead_letters()
+    for letter in letters:
+        print(
+            f"{letter['id']}\t{letter['target']} {letter['operation']} {letter['record_type']} "
+            f"{letter['external_id']}\t{letter['http_status']} {letter['error_code']}: "
+            f"{letter['error_message']}"
+        )
+    print(f"{len(letters)} open dead letters")
+    return 0
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from revops_pipelines.corrections.policy import load_policy
+    from revops_pipelines.corrections.run import replay
+    from revops_pipelines.ledger import Ledger, LedgerError
+    from revops_pipelines.settings import Settings
+
+    if not args.ids and not args.all:
+        print("revops corrections replay: name dead letter ids or --all", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    with Ledger(settings.ledger_url) as ledger:
+        try:
+            summary = replay(
+                settings, load_policy(), ledger, None if args.all else args.ids, progress=True
+            )
+        except LedgerError as error:
+            print(f"revops corrections replay: {error}", file=sys.stderr)
+            return 2
+    print(summary.line())
+    return 0 if summary.complete else 1
+
+
 def _add_exceptions(commands: argparse._SubParsersAction) -> None:
     exceptions = commands.add_parser("exceptions", help="decide about findings")
     exception_commands = exceptions.add_subparsers(dest="exceptions_command", required=True)
@@ -269,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger(commands)
     _add_exceptions(commands)
     _add_webhooks(commands)
+    _add_corrections(commands)
     return parser
 
 

@@ -22,8 +22,8 @@ ACTION = {
 
 def test_migrations_reach_head_and_are_idempotent(ledger_url: str) -> None:
     with Ledger(ledger_url) as ledger:
-        assert ledger.revision() == Ledger.head() == "0001"
-        assert ledger.upgrade() == "0001"
+        assert ledger.revision() == Ledger.head() == "0002"
+        assert ledger.upgrade() == "0002"
         tables = set(sa.inspect(ledger.engine).get_table_names())
     assert {
         "correction_log",
@@ -123,3 +123,21 @@ def test_approvals_and_webhook_receipts(ledger_url: str) -> None:
         assert not ledger.receive_webhook(
             source="billing", event_id="evt_1", event_type="x", payload="{}"
         )
+
+
+def test_an_older_ledger_is_migrated_forward_keeping_its_rows(ledger_url: str) -> None:
+    from alembic import command
+
+    from revops_pipelines.ledger.store import _alembic_config
+
+    with Ledger(ledger_url, upgrade=False) as ledger:
+        config = _alembic_config()
+        with ledger.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        ledger.log_attempt(plan_id="p", action_id="a", key="k", status="sent", pusher="me")
+        assert ledger.revision() == "0001"
+        assert ledger.upgrade() == "0002"
+        assert [a["status"] for a in ledger.attempts("k")] == ["sent"]
+        columns = {c["name"] for c in sa.inspect(ledger.engine).get_columns("dead_letter")}
+        assert "target_id" in columns

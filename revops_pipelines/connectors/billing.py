@@ -473,3 +473,42 @@ def _put(out: queue.Queue, item: Any, stop: threading.Event) -> None:
 def _created(record: Any) -> str | None:
     value = record.get("created") if isinstance(record, dict) else None
     return str(value) if value is not None else None
+
+
+def form_fields(payload: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Stripe's form encoding: nested hashes become `metadata[key]=value`."""
+    fields: dict[str, str] = {}
+    for key, value in payload.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            fields.update(form_fields(value, name))
+        elif isinstance(value, bool):
+            fields[name] = "true" if value else "false"
+        else:
+            fields[name] = "" if value is None else str(value)
+    return fields
+
+
+class BillingWriter(BillingClient):
+    """Updates with an Idempotency-Key, and reads to check whether one was applied."""
+
+    ENDPOINTS = {"customer": "customers", "subscription": "subscriptions"}
+
+    def update(
+        self, record_type: str, record_id: str, payload: dict[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        endpoint = self.ENDPOINTS[record_type]
+        return self.post_json(
+            f"/v1/{endpoint}/{record_id}",
+            data=form_fields(payload),
+            idempotency_key=idempotency_key,
+            record_id=record_id,
+        )
+
+    def get_record(self, record_type: str, record_id: str) -> dict[str, Any] | None:
+        try:
+            return self.retrieve(self.ENDPOINTS[record_type], record_id)
+        except ConnectorError as error:
+            if error.status == 404:
+                return None
+            raise

@@ -289,3 +289,57 @@ class CrmClient(BaseClient):
                         for r in records
                     ]
                 )
+
+
+def parse_limit_info(value: str | None) -> tuple[int, int] | None:
+    """`Sforce-Limit-Info: api-usage=25/15000` → (used, allowed) of the daily API allowance."""
+    if not value:
+        return None
+    for part in value.split(","):
+        name, _, usage = part.strip().partition("=")
+        if name == "api-usage":
+            used, _, allowed = usage.partition("/")
+            if used.strip().isdigit() and allowed.strip().isdigit():
+                return int(used), int(allowed)
+    return None
+
+
+class CrmWriter(CrmClient):
+    """sObject Collections updates and single-record reads, with the API allowance they leave."""
+
+    COLLECTION_LIMIT = 200
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowance: tuple[int, int] | None = None
+
+    def _note_allowance(self, response: httpx.Response) -> None:
+        usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
+        if usage is not None:
+            self.allowance = usage
+
+    def update_records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """PATCH /composite/sobjects with allOrNone=false: one result per record, in order."""
+        if len(records) > self.COLLECTION_LIMIT:
+            raise ValueError(f"at most {self.COLLECTION_LIMIT} records per call")
+        response = self.request(
+            "PATCH",
+            self._rest(f"/services/data/{self.api_version}/composite/sobjects"),
+            json={"allOrNone": False, "records": records},
+        )
+        self._note_allowance(response)
+        return self._json(response, record_id=None)
+
+    def get_record(self, object_name: str, record_id: str) -> dict[str, Any] | None:
+        try:
+            response = self.request(
+                "GET",
+                self._rest(f"/services/data/{self.api_version}/sobjects/{object_name}/{record_id}"),
+                record_id=record_id,
+            )
+        except ConnectorError as error:
+            if error.status == 404:
+                return None
+            raise
+        self._note_allowance(response)
+        return self._json(response, record_id=record_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -319,3 +320,43 @@ class ErpClient(BaseClient):
                     newest = moment
         yield from self._children_of(spec, parents)
         yield Page([], cursor={"since": self._next_since(since, newest, now)})
+
+
+RECORD_PATH = "/services/rest/record/v1"
+
+
+def _record_url(record_type: str, key: str) -> str:
+    return f"{RECORD_PATH}/{record_type}/{quote(key, safe=':')}"
+
+
+def _location_id(response: httpx.Response) -> str | None:
+    """NetSuite answers a write with 204 and the record's URL in `Location`."""
+    location = response.headers.get("Location") or ""
+    tail = location.rstrip("/").rpartition("/")[2]
+    return tail or None
+
+
+class ErpWriter(ErpClient):
+    """Record-service writes: upserts by external id, updates by internal id, reads back."""
+
+    def upsert(self, record_type: str, external_id: str, body: dict[str, Any]) -> str | None:
+        """PUT .../<type>/eid:<id>: creates the record or replaces its fields; its internal id."""
+        response = self.request(
+            "PUT", _record_url(record_type, f"eid:{external_id}"), json=body, record_id=external_id
+        )
+        return _location_id(response)
+
+    def update(self, record_type: str, record_id: str, body: dict[str, Any]) -> str | None:
+        response = self.request(
+            "PATCH", _record_url(record_type, record_id), json=body, record_id=record_id
+        )
+        return _location_id(response) or record_id
+
+    def get_record(self, record_type: str, key: str) -> dict[str, Any] | None:
+        """The record by internal id or `eid:<external id>`; None when it does not exist."""
+        try:
+            return self.get_json(_record_url(record_type, key), record_id=key)
+        except ConnectorError as error:
+            if error.status == 404:
+                return None
+            raise

@@ -63,6 +63,7 @@ class DeadLetter(Base):
     operation: Mapped[str] = mapped_column(String(16))
     record_type: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(255))
+    target_id: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[str] = mapped_column(Text)
     http_status: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str] = mapped_column(String(128))

@@ -28,6 +28,8 @@ from revops_pipelines.ledger.models import (
 )
 
 DECISIONS = ("acknowledged", "ignored", "planned", "corrected", "open")
+# pending: may be sent; unknown: sent, no answer (read the target first); applied; dead.
+OUTCOMES = ("pending", "unknown", "applied", "dead")
 
 
 class LedgerError(Exception):
@@ -52,6 +54,18 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def _settlement(key: str, owner: str, outcome: str, target_id: str | None) -> Any:
+    now = _now()
+    values: dict[str, Any] = {"outcome": outcome, "updated_at": now, "lease_until": now}
+    if target_id is not None:
+        values["target_id"] = target_id
+    return (
+        update(KeyClaim)
+        .where(KeyClaim.idempotency_key == key, KeyClaim.owner == owner)
+        .values(**values)
+    )
 
 
 def _alembic_config() -> Config:
@@ -164,18 +178,10 @@ class Ledger:
 
     def settle(self, key: str, *, owner: str, outcome: str, target_id: str | None = None) -> None:
         """Record how the key's last attempt ended, and end the lease."""
-        if outcome not in ("unknown", "applied", "dead", "pending"):
+        if outcome not in OUTCOMES:
             raise LedgerError(f"unknown outcome {outcome!r}")
-        now = _now()
-        values: dict[str, Any] = {"outcome": outcome, "updated_at": now, "lease_until": now}
-        if target_id is not None:
-            values["target_id"] = target_id
         with self.engine.begin() as connection:
-            connection.execute(
-                update(KeyClaim)
-                .where(KeyClaim.idempotency_key == key, KeyClaim.owner == owner)
-                .values(**values)
-            )
+            connection.execute(_settlement(key, owner, outcome, target_id))
 
     def outcomes(self, keys: Iterable[str] | None = None) -> dict[str, str]:
         query = select(KeyClaim.idempotency_key, KeyClaim.outcome)
@@ -196,9 +202,16 @@ class Ledger:
         pusher: str,
         http_status: int | None = None,
         response: Any = None,
+        outcome: str | None = None,
+        target_id: str | None = None,
     ) -> int:
-        """Append one attempt; its number is one more than the key's attempts so far."""
+        """Append one attempt (its number is one more than the key's attempts so far).
+
+        With `outcome`, the key's claim is settled in the same transaction.
+        """
         text = response if isinstance(response, str) or response is None else json.dumps(response)
+        if outcome is not None and outcome not in OUTCOMES:
+            raise LedgerError(f"unknown outcome {outcome!r}")
         with self.engine.begin() as connection:
             attempt = (
                 connection.execute(
@@ -219,6 +232,8 @@ class Ledger:
                     at=_now(),
                 )
             )
+            if outcome is not None:
+                connection.execute(_settlement(key, pusher, outcome, target_id))
         return attempt
 
     def attempts(self, key: str | None = None) -> list[dict[str, Any]]:
@@ -248,6 +263,7 @@ class Ledger:
             "operation": action["operation"],
             "record_type": action["record_type"],
             "external_id": action["external_id"],
+            "target_id": action.get("target_id"),
             "payload": action["payload"],
             "http_status": http_status,
             "error_code": error_code,

@@ -170,7 +170,11 @@ class TokenBucket:
 
 
 class FaultMiddleware:
-    """Rate limit, then latency, then random 5xx or a write whose reply is lost."""
+    """Concurrency and rate limits, then latency, then random 5xx or a lost reply.
+
+    `max_in_flight` counts a request from arrival to answer, latency included, as an
+    account's concurrency limit does; above it the request is refused as throttled.
+    """
 
     def __init__(
         self,
@@ -180,17 +184,34 @@ class FaultMiddleware:
         rate_limit: float | None,
         faults: FaultSpec,
         seed: int | None,
+        max_in_flight: int | None = None,
     ) -> None:
         self.app = app
         self.errors = system_errors
         self.faults = faults
         self.bucket = TokenBucket(rate_limit) if rate_limit else None
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self._random = random.Random(seed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.max_in_flight is None:
+            await self._serve(scope, receive, send)
+            return
+        # One event loop serves the app: the counter needs no lock.
+        if self.in_flight >= self.max_in_flight:
+            await self.errors.rate_limited(1.0)(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.bucket is not None:
             wait = self.bucket.take()
             if wait > 0:

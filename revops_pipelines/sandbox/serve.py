@@ -148,15 +148,13 @@ def build_apps(
     for number, system in enumerate(SYSTEMS):
         spec = faults.get(system, FaultSpec())
         module = modules[system]
-        options = {}
-        if concurrency and system in concurrency:
-            options["max_concurrency"] = int(concurrency[system])
         faulty = FaultMiddleware(
-            module.build_app(store, credentials=credentials, faults=spec, **options),
+            module.build_app(store, credentials=credentials, faults=spec),
             system_errors=module.ERRORS,
             rate_limit=rate_limits.get(system),
             faults=spec,
             seed=None if seed is None else seed * 3 + number,
+            max_in_flight=(concurrency or {}).get(system),
         )
         apps[system] = _WithAdmin(faulty, admin)
     return apps

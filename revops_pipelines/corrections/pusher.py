@@ -1,0 +1,308 @@
+"""Runs a correction plan against the three systems, once per key, whatever crashes.
+
+Every key is claimed in the ledger before it is sent, so two pushers never send it at the
+same time; every attempt is logged; a key whose last attempt had no answer is read back
+from the target before it is sent again (vendors forget keys, and the ERP has none).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from revops_pipelines.corrections.policy import Policy
+from revops_pipelines.corrections.targets import Outcome
+from revops_pipelines.ledger import Ledger
+
+# Per action: applied (sent now), verified (found applied by reading back), done (applied
+# before), failed (dead letter), waiting (a prerequisite is not applied), deferred (the
+# target's allowance is spent), busy (another pusher holds the key), unknown (no answer).
+RESULTS = ("applied", "verified", "done", "failed", "waiting", "deferred", "busy", "unknown")
+
+
+@dataclass
+class PushSummary:
+    plan_id: str
+    counts: Counter = field(default_factory=Counter)
+    by_target: dict[str, Counter] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, target: str, result: str) -> None:
+        self.counts[result] += 1
+        self.by_target.setdefault(target, Counter())[result] += 1
+
+    @property
+    def complete(self) -> bool:
+        """Every action is applied (now or before); nothing is left to send."""
+        return set(self.counts) <= {"applied", "verified", "done"}
+
+    def line(self) -> str:
+        parts = ", ".join(f"{name} {self.counts[name]}" for name in RESULTS if self.counts[name])
+        return f"plan {self.plan_id}: {parts or 'nothing to do'} in {self.seconds:.1f} s"
+
+
+class Progress:
+    """A line on stderr every few seconds while a long push runs."""
+
+    def __init__(self, total: int, *, every_s: float = 2.0, stream: Any = None) -> None:
+        self.total = total
+        self.every_s = every_s
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self._started = time.monotonic()
+        self._last = self._started
+        self._lock = threading.Lock()
+
+    def step(self) -> None:
+        with self._lock:
+            self.done += 1
+            now = time.monotonic()
+            if now - self._last < self.every_s and self.done != self.total:
+                return
+            self._last = now
+            rate = self.done / max(1e-9, now - self._started)
+        print(f"pushed {self.done}/{self.total} ({rate:.0f}/s)", file=self.stream, flush=True)
+
+
+def _levels(actions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Actions by depth of prerequisites: a level only refers to earlier levels."""
+    by_id = {a["action_id"]: a for a in actions}
+    depth: dict[str, int] = {}
+
+    def level(action_id: str) -> int:
+        if action_id not in depth:
+            prerequisites = [p for p in by_id[action_id]["prerequisites"] if p in by_id]
+            depth[action_id] = 1 + max(map(level, prerequisites), default=-1)
+        return depth[action_id]
+
+    levels: dict[int, list[dict[str, Any]]] = {}
+    for action in sorted(actions, key=lambda a: a["seq"]):
+        levels.setdefault(level(action["action_id"]), []).append(action)
+    return [levels[n] for n in sorted(levels)]
+
+
+class Pusher:
+    """Sends plan actions through `targets` ({"erp": ErpTarget, ...}) under `policy` limits."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        targets: dict[str, Any],
+        policy: Policy,
+        *,
+        owner: str | None = None,
+        lease_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        progress: Progress | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.targets = targets
+        self.policy = policy
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lease_s = lease_s
+        self.sleep = sleep
+        self.progress = progress
+        self._random = random.Random()
+
+    def push(self, plan_id: str, actions: Iterable[dict[str, Any]]) -> PushSummary:
+        started = time.monotonic()
+        summary = PushSummary(plan_id)
+        applied: set[str] = set()
+        lock = threading.Lock()
+        for level in _levels(list(actions)):
+            results: dict[str, str] = {}
+            ready = []
+            for action in level:
+                if all(p in applied for p in action["prerequisites"]):
+                    ready.append(action)
+                else:
+                    results[action["action_id"]] = "waiting"
+            threads = []
+            for target, group in _by_target(ready).items():
+
+                def run(target: str = target, group: list = group, out: dict = results) -> None:
+                    for action_id, result in self._push_target(plan_id, target, group):
+                        with lock:
+                            out[action_id] = result
+                        if self.progress:
+                            self.progress.step()
+
+                thread = threading.Thread(target=run, name=f"push-{target}")
+                threads.append(thread)
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for action in level:
+                result = results[action["action_id"]]
+                summary.add(action["target"], result)
+                if result in ("applied", "verified", "done"):
+                    applied.add(action["action_id"])
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    # -- one target
+
+    def _push_target(
+        self, plan_id: str, target: str, actions: list[dict[str, Any]]
+    ) -> Iterable[tuple[str, str]]:
+        limits = self.policy.targets[target]
+        if target == "crm":
+            yield from self._push_crm(plan_id, actions)
+            return
+        with ThreadPoolExecutor(max_workers=max(1, limits.concurrency)) as pool:
+            for action, result in zip(
+                actions, pool.map(lambda a: self._push_one(plan_id, a), actions), strict=True
+            ):
+                yield action["action_id"], result
+
+    def _claim(self, plan_id: str, action: dict[str, Any]) -> tuple[bool, str | None]:
+        """(claimed, previous outcome); when not claimed, previous is what holds the key."""
+        claim = self.ledger.claim(
+            action["idempotency_key"],
+            plan_id=plan_id,
+            action_id=action["action_id"],
+            owner=self.owner,
+            lease_s=self.lease_s,
+        )
+        if claim is not None:
+            return True, claim.previous_outcome
+        outcome = self.ledger.outcomes([action["idempotency_key"]]).get(action["idempotency_key"])
+        return False, outcome
+
+    def _log(self, plan_id: str, action: dict[str, Any], outcome: Outcome, settle: str | None):
+        self.ledger.log_attempt(
+            plan_id=plan_id,
+            action_id=action["action_id"],
+            key=action["idempotency_key"],
+            status=outcome.status if outcome.response != "read back" else "verified",
+            pusher=self.owner,
+            http_status=outcome.http_status,
+            response=outcome.response,
+            outcome=settle,
+            target_id=outcome.target_id,
+        )
+
+    def _wait(self, attempt: int, outcome: Outcome) -> None:
+        if outcome.retry_after is not None:
+            self.sleep(min(outcome.retry_after, 30.0))
+        else:
+            self.sleep(min(30.0, 0.25 * 2**attempt) * (0.5 + self._random.random()))
+
+    def _push_one(self, plan_id: str, action: dict[str, Any]) -> str:
+        target = self.targets[action["target"]]
+        claimed, previous = self._claim(plan_id, action)
+        if not claimed:
+            return {"applied": "done", "dead": "failed"}.get(previous or "", "busy")
+        must_verify = previous in ("pending", "unknown")
+        max_attempts = self.policy.targets[action["target"]].max_attempts
+        outcome = Outcome("unknown")
+        for attempt in range(max_attempts):
+            if attempt and not self._claim(plan_id, action)[0]:
+                return "busy"
+            if must_verify:
+                found = target.verify(action)
+                if found is not None and found.status == "applied":
+                    self._log(plan_id, action, found, "applied")
+                    return "verified"
+                if found is not None:  # the read itself failed: try again later
+                    self._log(plan_id, action, found, None)
+                    self._wait(attempt, found)
+                    continue
+            outcome = target.send(action)
+            if outcome.status == "applied":
+                self._log(plan_id, action, outcome, "applied")
+                return "applied"
+            if outcome.status == "waiting":
+                self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome="pending")
+                return "waiting"
+            if outcome.status == "failed":
+                self._log(plan_id, action, outcome, "dead")
+                self._dead_letter(plan_id, action, outcome)
+                return "failed"
+            must_verify = outcome.status == "unknown"
+            self._log(plan_id, action, outcome, "unknown" if must_verify else None)
+            if attempt + 1 < max_attempts:
+                self._wait(attempt, outcome)
+        final = "unknown" if outcome.status == "unknown" else "pending"
+        self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome=final)
+        return "unknown"
+
+    def _dead_letter(self, plan_id: str, action: dict[str, Any], outcome: Outcome) -> None:
+        self.ledger.add_dead_letter(
+            plan_id=plan_id,
+            action=action,
+            http_status=outcome.http_status,
+            error_code=outcome.code or "error",
+            error_message=outcome.response or "",
+        )
+
+    # -- the CRM: batches, and the daily allowance
+
+    def _push_crm(self, plan_id: str, actions: list[dict[str, Any]]) -> Iterable[tuple[str, str]]:
+        target = self.targets["crm"]
+        limits = self.policy.targets["crm"]
+        pending = list(actions)
+        while pending:
+            if target.exhausted():
+                for action in pending:
+                    yield action["action_id"], "deferred"
+                return
+            batch, pending = pending[: limits.batch_size], pending[limits.batch_size :]
+            to_send = []
+            for action in batch:
+                claimed, previous = self._claim(plan_id, action)
+                if not claimed:
+                    yield (
+                        action["action_id"],
+                        {"applied": "done", "dead": "failed"}.get(previous or "", "busy"),
+                    )
+                elif previous in ("pending", "unknown"):
+                    found = target.verify(action)
+                    if found is not None and found.status == "applied":
+                        self._log(plan_id, action, found, "applied")
+                        yield action["action_id"], "verified"
+                    else:
+                        to_send.append(action)
+                else:
+                    to_send.append(action)
+            for attempt in range(limits.max_attempts):
+                if not to_send:
+                    break
+                outcomes = target.send_batch(to_send)
+                retry = []
+                for action, outcome in zip(to_send, outcomes, strict=True):
+                    if outcome.status == "applied":
+                        self._log(plan_id, action, outcome, "applied")
+                        yield action["action_id"], "applied"
+                    elif outcome.status == "failed":
+                        self._log(plan_id, action, outcome, "dead")
+                        self._dead_letter(plan_id, action, outcome)
+                        yield action["action_id"], "failed"
+                    else:
+                        # A field update sent twice leaves the same value: re-sending is safe.
+                        self._log(plan_id, action, outcome, "unknown")
+                        retry.append((action, outcome))
+                to_send = [action for action, _ in retry]
+                if to_send and attempt + 1 < limits.max_attempts:
+                    self._wait(attempt, retry[0][1])
+                    to_send = [a for a in to_send if self._claim(plan_id, a)[0]]
+            for action in to_send:
+                self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome="unknown")
+                yield action["action_id"], "unknown"
+
+
+def _by_target(actions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for action in actions:
+        groups.setdefault(action["target"], []).append(action)
+    return groups
