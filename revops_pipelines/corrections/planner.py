@@ -511,7 +511,7 @@ class _Planner:
             raise Unplannable(f"{code} has no automatic correction")
 
 
-def _finish(actions: list[Action]) -> list[Action]:
+def finish(actions: list[Action]) -> list[Action]:
     """Order, ids, keys and prerequisites; validated against the target's limits."""
     actions.sort(key=lambda a: (TYPE_ORDER.get(a.record_type, 9), a.target, a.external_id))
     ids: dict[tuple[str, str, str], str] = {}
@@ -576,7 +576,7 @@ def build_plan(
             held.append(Held(action.reason, "", f"{action.target} would refuse: {problem}"))
         else:
             actions.append(action)
-    actions = _finish(actions)
+    actions = finish(actions)
     plan_id = hashlib.sha256("\n".join(a.idempotency_key for a in actions).encode()).hexdigest()[
         :16
     ]

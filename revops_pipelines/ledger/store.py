@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from revops_pipelines.ledger.models import (
     CorrectionLog,
@@ -30,6 +31,9 @@ from revops_pipelines.ledger.models import (
 DECISIONS = ("acknowledged", "ignored", "planned", "corrected", "open")
 # pending: may be sent; unknown: sent, no answer (read the target first); applied; dead.
 OUTCOMES = ("pending", "unknown", "applied", "dead")
+
+
+_MIGRATING = threading.Lock()
 
 
 class LedgerError(Exception):
@@ -114,11 +118,26 @@ class Ledger:
     # -- schema
 
     def upgrade(self) -> str:
-        """Apply every migration not applied yet; returns the revision now in place."""
+        """Apply every migration not applied yet; returns the revision now in place.
+
+        Alembic's command runs one at a time per process; across processes PostgreSQL
+        serializes on an advisory lock, and a SQLite loser of the race finds the work done.
+        """
+        head = self.head()
+        if self.revision() == head:
+            return head
         config = _alembic_config()
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with _MIGRATING:
+            try:
+                with self.engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":
+                        connection.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+                    if MigrationContext.configure(connection).get_current_revision() != head:
+                        config.attributes["connection"] = connection
+                        command.upgrade(config, "head")
+            except OperationalError:
+                if self.revision() != head:
+                    raise
         return self.revision() or ""
 
     def revision(self) -> str | None:
@@ -209,7 +228,7 @@ class Ledger:
 
         With `outcome`, the key's claim is settled in the same transaction.
         """
-        text = response if isinstance(response, str) or response is None else json.dumps(response)
+        body = response if isinstance(response, str) or response is None else json.dumps(response)
         if outcome is not None and outcome not in OUTCOMES:
             raise LedgerError(f"unknown outcome {outcome!r}")
         with self.engine.begin() as connection:
@@ -227,7 +246,7 @@ class Ledger:
                     attempt=attempt,
                     status=status,
                     http_status=http_status,
-                    response=text[:10_000] if text else text,
+                    response=body[:10_000] if body else body,
                     pusher=pusher,
                     at=_now(),
                 )
