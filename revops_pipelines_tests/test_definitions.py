@@ -129,7 +129,14 @@ def test_reconciliation_reads_canonical_and_report_comes_last(defs):
 def test_groups_read_as_layers_and_every_asset_says_what_it_is(defs):
     graph = defs.resolve_asset_graph()
     groups = {node.key.to_user_string(): node.group_name for node in graph.asset_nodes}
-    assert set(groups.values()) == {"raw", "staging", "canonical", "reconciliation", "report"}
+    assert set(groups.values()) == {
+        "raw",
+        "staging",
+        "canonical",
+        "reconciliation",
+        "report",
+        "corrections",
+    }
     assert groups["recon/report"] == "report" and groups["raw/crm_account"] == "raw"
     for node in graph.asset_nodes:
         description = node.description or ""
@@ -145,3 +152,40 @@ def test_kinds_the_ui_draws(defs):
     assert {"table", "pandera"} <= kinds["canonical/invoice"]
     assert {"parquet", "csv"} <= kinds["recon/drift_exceptions"]
     assert kinds["recon/report"] == {"html"}
+
+
+def test_corrections_plan_push_and_reverify(defs):
+    graph = defs.resolve_asset_graph()
+    plan = dg.AssetKey(["corrections", "correction_plan"])
+    push = dg.AssetKey(["corrections", "push"])
+    assert dg.AssetKey(["recon", "drift_exceptions"]) in graph.get(plan).parent_keys
+    assert plan in graph.get(push).parent_keys
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert checks["blast_radius"].blocking and checks["blast_radius"].asset_key == plan
+    jobs = {job.name: job for job in defs.resolve_all_job_defs()}
+    assert set(jobs["push_corrections"].graph.node_names()) == {"corrections__push"}
+    for name in ("reconcile_job", "full_refresh_job"):
+        nodes = set(jobs[name].graph.node_names())
+        assert "corrections__correction_plan" in nodes and "corrections__push" not in nodes
+    assert {"new_correction_plan", "reverify_after_push"} <= {s.name for s in defs.sensors}
+
+
+def test_a_new_plan_with_pending_actions_launches_one_push(defs):
+    sensor = next(s for s in defs.sensors if s.name == "new_correction_plan")
+    plan = dg.AssetKey(["corrections", "correction_plan"])
+    with dg.instance_for_test() as instance:
+        empty = sensor(dg.build_sensor_context(instance=instance))
+        assert not empty.run_requests
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(plan, metadata={"plan_id": "p1", "pending": 3})
+        )
+        first = sensor(dg.build_sensor_context(instance=instance))
+        [request] = first.run_requests
+        assert request.run_key == "p1" and request.tags["revops/plan_id"] == "p1"
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert not again.run_requests and again.cursor is None
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(plan, metadata={"plan_id": "p2", "pending": 0})
+        )
+        done = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert not done.run_requests and done.cursor != first.cursor

@@ -116,6 +116,27 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Iterable[Any] = ()) 
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def target_counts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
+    """Records each target holds now, per record type a plan writes: the cap's denominator."""
+    rows = con.execute(
+        """
+        SELECT 'erp', 'customer', count(*) FROM canonical.customer
+            WHERE source_system = 'erp' AND NOT is_deleted
+        UNION ALL SELECT 'billing', 'customer', count(*) FROM canonical.customer
+            WHERE source_system = 'billing' AND NOT is_deleted
+        UNION ALL SELECT 'crm', 'Account', count(*) FROM canonical.customer
+            WHERE source_system = 'crm' AND NOT is_deleted
+        UNION ALL SELECT 'erp', 'invoice', count(*) FROM canonical.invoice
+            WHERE source_system = 'erp'
+        UNION ALL SELECT 'erp', 'customerpayment', count(DISTINCT source_id) FROM canonical.payment
+            WHERE source_system = 'erp'
+        UNION ALL SELECT 'crm', 'Contract', count(DISTINCT contract_id) FROM canonical.contract
+            WHERE NOT coalesce(is_deleted, false)
+        """
+    ).fetchall()
+    return {(target, record_type): int(count) for target, record_type, count in rows}
+
+
 class _Reader:
     """The canonical and staging rows a plan needs, read once."""
 
@@ -171,14 +192,7 @@ class _Reader:
                 con, "SELECT * FROM canonical.contract WHERE NOT coalesce(is_deleted, false)"
             )
         }
-        self.counts = {
-            ("erp", "customer"): sum(1 for (s, _) in self.customers if s == "erp"),
-            ("erp", "invoice"): len(self.erp_invoice_refs),
-            ("erp", "customerpayment"): len(self.erp_payment_refs),
-            ("billing", "customer"): sum(1 for (s, _) in self.customers if s == "billing"),
-            ("crm", "Account"): sum(1 for (s, _) in self.customers if s == "crm"),
-            ("crm", "Contract"): sum(1 for c in self.contracts.values() if c.get("contract_id")),
-        }
+        self.counts = target_counts(con)
 
     def exponent(self, currency: str | None) -> int:
         return int(self.exponents.get((currency or "").upper(), 2))
@@ -580,7 +594,7 @@ def build_plan(
     plan_id = hashlib.sha256("\n".join(a.idempotency_key for a in actions).encode()).hexdigest()[
         :16
     ]
-    radius, over = blast_radius(actions, reader.counts, policy)
+    radius, over = blast_radius([(a.target, a.record_type) for a in actions], reader.counts, policy)
     return Plan(
         plan_id=plan_id,
         planned_at=(now or datetime.now(UTC)).astimezone(UTC),
@@ -592,14 +606,14 @@ def build_plan(
 
 
 def blast_radius(
-    actions: list[Action], counts: dict[tuple[str, str], int], policy: Policy
+    writes: Iterable[tuple[str, str]], counts: dict[tuple[str, str], int], policy: Policy
 ) -> tuple[dict[str, dict[str, float]], list[str]]:
     """Per target and record type: actions, records held there now, share touched."""
     radius: dict[str, dict[str, float]] = {}
-    for action in actions:
-        key = f"{action.target}/{action.record_type}"
+    for target, record_type in writes:
+        key = f"{target}/{record_type}"
         entry = radius.setdefault(
-            key, {"actions": 0, "records": counts.get((action.target, action.record_type), 0)}
+            key, {"actions": 0, "records": counts.get((target, record_type), 0)}
         )
         entry["actions"] += 1
     over = []

@@ -2,15 +2,20 @@
 
 import dagster as dg
 
+# Pushing corrections is its own job (defs/corrections.py), launched per plan by a sensor.
+EVERYTHING_BUT_PUSH = dg.AssetSelection.all() - dg.AssetSelection.assets(
+    dg.AssetKey(["corrections", "push"])
+)
+
 reconcile_job = dg.define_asset_job(
     "reconcile_job",
-    selection=dg.AssetSelection.all(),
+    selection=EVERYTHING_BUT_PUSH,
     description="Incremental extract of the three systems, models, reconciliation and report.",
 )
 
 full_refresh_job = dg.define_asset_job(
     "full_refresh_job",
-    selection=dg.AssetSelection.all(),
+    selection=EVERYTHING_BUT_PUSH,
     description="Every stream re-read from the start, then models, reconciliation and report.",
     tags={"revops/full_refresh": "true"},
 )
