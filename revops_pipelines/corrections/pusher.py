@@ -22,11 +22,12 @@ from typing import Any
 
 from revops_pipelines.corrections.policy import Policy
 from revops_pipelines.corrections.targets import Outcome
-from revops_pipelines.ledger import Ledger
+from revops_pipelines.ledger import Claim, Ledger
 
 # Per action: applied (sent now), verified (found applied by reading back), done (applied
 # before), failed (dead letter), waiting (a prerequisite is not applied), deferred (the
 # target's allowance is spent), busy (another pusher holds the key), unknown (no answer).
+CLAIM_CHUNK = 200
 RESULTS = ("applied", "verified", "done", "failed", "waiting", "deferred", "busy", "unknown")
 
 
@@ -74,6 +75,48 @@ class Progress:
         print(f"pushed {self.done}/{self.total} ({rate:.0f}/s)", file=self.stream, flush=True)
 
 
+class AttemptLog:
+    """Attempts written to the ledger in small batches by one thread, so the HTTP slots
+    never wait for a commit. A crash loses at most the last batch; its keys are still
+    claimed as pending, so the next run reads them back before sending anything again."""
+
+    def __init__(self, ledger: Ledger, *, every_s: float = 0.05) -> None:
+        self.ledger = ledger
+        self.every_s = every_s
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="attempt-log", daemon=True)
+        self._thread.start()
+
+    def add(self, **row: Any) -> None:
+        if self._failure is not None:
+            raise RuntimeError("the ledger refused attempts") from self._failure
+        with self._lock:
+            self._rows.append(row)
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        self.ledger.log_attempts(rows)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.flush()
+            except BaseException as error:  # reported to the pusher by add() and close()
+                self._failure = error
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._failure is not None:
+            raise RuntimeError("the ledger refused attempts") from self._failure
+        self.flush()
+
+
 def _levels(actions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Actions by depth of prerequisites: a level only refers to earlier levels."""
     by_id = {a["action_id"]: a for a in actions}
@@ -119,7 +162,16 @@ class Pusher:
         summary = PushSummary(plan_id)
         applied: set[str] = set()
         lock = threading.Lock()
-        for level in _levels(list(actions)):
+        self._attempts = AttemptLog(self.ledger)
+        try:
+            self._push_levels(plan_id, list(actions), summary, applied, lock)
+        finally:
+            self._attempts.close()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _push_levels(self, plan_id, actions, summary, applied, lock) -> None:
+        for level in _levels(actions):
             results: dict[str, str] = {}
             ready = []
             for action in level:
@@ -147,8 +199,6 @@ class Pusher:
                 summary.add(action["target"], result)
                 if result in ("applied", "verified", "done"):
                     applied.add(action["action_id"])
-        summary.seconds = time.monotonic() - started
-        return summary
 
     # -- one target
 
@@ -159,11 +209,30 @@ class Pusher:
         if target == "crm":
             yield from self._push_crm(plan_id, actions)
             return
-        with ThreadPoolExecutor(max_workers=max(1, limits.concurrency)) as pool:
-            for action, result in zip(
-                actions, pool.map(lambda a: self._push_one(plan_id, a), actions), strict=True
-            ):
-                yield action["action_id"], result
+        # More workers than slots: one worker writes to the ledger while another holds the
+        # slot, so the target's concurrency limit, not the ledger, sets the pace.
+        slots = threading.Semaphore(max(1, limits.concurrency))
+        chunks = [actions[n : n + CLAIM_CHUNK] for n in range(0, len(actions), CLAIM_CHUNK)]
+        with ThreadPoolExecutor(max_workers=2 * max(1, limits.concurrency) + 1) as pool:
+            running: list[tuple[list[dict[str, Any]], list]] = []
+            for chunk in chunks:
+                claims = self.ledger.claim_many(
+                    {a["idempotency_key"]: (plan_id, a["action_id"]) for a in chunk},
+                    owner=self.owner,
+                    lease_s=self.lease_s,
+                )
+                futures = [
+                    pool.submit(self._push_one, plan_id, a, claims[a["idempotency_key"]], slots)
+                    for a in chunk
+                ]
+                running.append((chunk, futures))
+                if len(running) > 1:  # at most two chunks claimed and not yet done
+                    done_chunk, done = running.pop(0)
+                    for action, future in zip(done_chunk, done, strict=True):
+                        yield action["action_id"], future.result()
+            for done_chunk, done in running:
+                for action, future in zip(done_chunk, done, strict=True):
+                    yield action["action_id"], future.result()
 
     def _claim(self, plan_id: str, action: dict[str, Any]) -> tuple[bool, str | None]:
         """(claimed, previous outcome); when not claimed, previous is what holds the key."""
@@ -180,7 +249,7 @@ class Pusher:
         return False, outcome
 
     def _log(self, plan_id: str, action: dict[str, Any], outcome: Outcome, settle: str | None):
-        self.ledger.log_attempt(
+        self._attempts.add(
             plan_id=plan_id,
             action_id=action["action_id"],
             key=action["idempotency_key"],
@@ -198,19 +267,24 @@ class Pusher:
         else:
             self.sleep(min(30.0, 0.25 * 2**attempt) * (0.5 + self._random.random()))
 
-    def _push_one(self, plan_id: str, action: dict[str, Any]) -> str:
+    def _push_one(
+        self, plan_id: str, action: dict[str, Any], claim: Claim | None, slots: threading.Semaphore
+    ) -> str:
         target = self.targets[action["target"]]
-        claimed, previous = self._claim(plan_id, action)
-        if not claimed:
+        if claim is None:
+            previous = self.ledger.outcomes([action["idempotency_key"]]).get(
+                action["idempotency_key"]
+            )
             return {"applied": "done", "dead": "failed"}.get(previous or "", "busy")
-        must_verify = previous in ("pending", "unknown")
+        must_verify = claim.previous_outcome in ("pending", "unknown")
         max_attempts = self.policy.targets[action["target"]].max_attempts
         outcome = Outcome("unknown")
         for attempt in range(max_attempts):
             if attempt and not self._claim(plan_id, action)[0]:
                 return "busy"
             if must_verify:
-                found = target.verify(action)
+                with slots:
+                    found = target.verify(action)
                 if found is not None and found.status == "applied":
                     self._log(plan_id, action, found, "applied")
                     return "verified"
@@ -218,11 +292,13 @@ class Pusher:
                     self._log(plan_id, action, found, None)
                     self._wait(attempt, found)
                     continue
-            outcome = target.send(action)
+            with slots:
+                outcome = target.send(action)
             if outcome.status == "applied":
                 self._log(plan_id, action, outcome, "applied")
                 return "applied"
             if outcome.status == "waiting":
+                self._attempts.flush()
                 self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome="pending")
                 return "waiting"
             if outcome.status == "failed":
@@ -230,10 +306,11 @@ class Pusher:
                 self._dead_letter(plan_id, action, outcome)
                 return "failed"
             must_verify = outcome.status == "unknown"
-            self._log(plan_id, action, outcome, "unknown" if must_verify else None)
+            self._log(plan_id, action, outcome, None)
             if attempt + 1 < max_attempts:
                 self._wait(attempt, outcome)
         final = "unknown" if outcome.status == "unknown" else "pending"
+        self._attempts.flush()
         self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome=final)
         return "unknown"
 
@@ -290,12 +367,13 @@ class Pusher:
                         yield action["action_id"], "failed"
                     else:
                         # A field update sent twice leaves the same value: re-sending is safe.
-                        self._log(plan_id, action, outcome, "unknown")
+                        self._log(plan_id, action, outcome, None)
                         retry.append((action, outcome))
                 to_send = [action for action, _ in retry]
                 if to_send and attempt + 1 < limits.max_attempts:
                     self._wait(attempt, retry[0][1])
                     to_send = [a for a in to_send if self._claim(plan_id, a)[0]]
+            self._attempts.flush()
             for action in to_send:
                 self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome="unknown")
                 yield action["action_id"], "unknown"

@@ -195,6 +195,54 @@ class Ledger:
             ).rowcount
         return Claim(key, outcome, target_id) if taken == 1 else None
 
+    def claim_many(
+        self, keys: dict[str, tuple[str, str]], *, owner: str, lease_s: float = 60.0
+    ) -> dict[str, Claim | None]:
+        """`claim` for many keys (key → (plan id, action id)) in two statements when none is
+        known yet, which is the common case of a new plan; known keys are claimed one by one."""
+        now = _now()
+        lease = now + timedelta(seconds=lease_s)
+        known: dict[str, tuple[str, str | None]] = {}
+        wanted = list(keys)
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), 500):
+                rows = connection.execute(
+                    select(KeyClaim.idempotency_key, KeyClaim.outcome, KeyClaim.target_id).where(
+                        KeyClaim.idempotency_key.in_(wanted[start : start + 500])
+                    )
+                )
+                known.update({key: (outcome, target) for key, outcome, target in rows})
+        fresh = [key for key in wanted if key not in known]
+        claims: dict[str, Claim | None] = {}
+        if fresh:
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        insert(KeyClaim),
+                        [
+                            {
+                                "idempotency_key": key,
+                                "plan_id": keys[key][0],
+                                "action_id": keys[key][1],
+                                "owner": owner,
+                                "lease_until": lease,
+                                "outcome": "pending",
+                                "updated_at": now,
+                            }
+                            for key in fresh
+                        ],
+                    )
+                claims.update({key: Claim(key, None, None) for key in fresh})
+            except IntegrityError:  # another pusher took some: go one by one
+                claims.clear()
+        for key in wanted:
+            if key not in claims:
+                plan_id, action_id = keys[key]
+                claims[key] = self.claim(
+                    key, plan_id=plan_id, action_id=action_id, owner=owner, lease_s=lease_s
+                )
+        return claims
+
     def settle(self, key: str, *, owner: str, outcome: str, target_id: str | None = None) -> None:
         """Record how the key's last attempt ended, and end the lease."""
         if outcome not in OUTCOMES:
@@ -254,6 +302,50 @@ class Ledger:
             if outcome is not None:
                 connection.execute(_settlement(key, pusher, outcome, target_id))
         return attempt
+
+    def log_attempts(self, attempts: list[dict[str, Any]]) -> None:
+        """Append many attempts (the keyword arguments of `log_attempt`) in one transaction."""
+        if not attempts:
+            return
+        now = _now()
+        keys = sorted({a["key"] for a in attempts})
+        with self.engine.begin() as connection:
+            counts: dict[str, int] = {}
+            for start in range(0, len(keys), 500):
+                counts.update(
+                    connection.execute(
+                        select(CorrectionLog.idempotency_key, func.count())
+                        .where(CorrectionLog.idempotency_key.in_(keys[start : start + 500]))
+                        .group_by(CorrectionLog.idempotency_key)
+                    )
+                    .tuples()
+                    .all()
+                )
+            rows = []
+            for a in attempts:
+                counts[a["key"]] = counts.get(a["key"], 0) + 1
+                response = a.get("response")
+                if response is not None and not isinstance(response, str):
+                    response = json.dumps(response)
+                rows.append(
+                    {
+                        "plan_id": a["plan_id"],
+                        "action_id": a["action_id"],
+                        "idempotency_key": a["key"],
+                        "attempt": counts[a["key"]],
+                        "status": a["status"],
+                        "http_status": a.get("http_status"),
+                        "response": response[:10_000] if response else response,
+                        "pusher": a["pusher"],
+                        "at": a.get("at") or now,
+                    }
+                )
+            connection.execute(insert(CorrectionLog), rows)
+            for a in attempts:
+                if a.get("outcome") is not None:
+                    connection.execute(
+                        _settlement(a["key"], a["pusher"], a["outcome"], a.get("target_id"))
+                    )
 
     def attempts(self, key: str | None = None) -> list[dict[str, Any]]:
         query = select(CorrectionLog).order_by(CorrectionLog.id)

@@ -787,7 +787,9 @@ def build_app(store: StateStore, *, credentials: Credentials, faults: FaultSpec)
         async def endpoint(request: Request) -> Response:
             try:
                 billing._authenticate(request)
-                return await handler(request)
+                response = await handler(request)
+                await store.journal.durable()  # answered only once it is on disk
+                return response
             except StripeError as error:
                 return error_response(
                     error.status,

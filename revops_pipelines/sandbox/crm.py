@@ -372,6 +372,7 @@ def build_app(
             try:
                 _authorize(state, request)
                 response = await handler(request)
+                await store.journal.durable()  # answered only once it is on disk
             except _CrmFailure as failure:
                 response = _error(failure.status, failure.code, failure.message)
             except ContractError as error:

@@ -527,7 +527,9 @@ def build_app(
             try:
                 if busy:
                     return ERRORS.rate_limited(1.0)
-                return await handler(request)
+                response = await handler(request)
+                await store.journal.durable()  # answered only once it is on disk
+                return response
             except ErpFailure as failure:
                 return _error(failure.status, failure.code, failure.detail)
             except ContractError as error:

@@ -1,10 +1,15 @@
-"""The sandbox's write journal: every API write is one fsynced line before it is answered.
+"""The sandbox's write journal: every API write is one line, fsynced before it is answered.
 
 A write that touches several state files (a payment and the invoice it pays, a customer
 and its `customer.created` event) is one journal line, so a crash keeps all of it or none
 of it; a line cut short by `kill -9` was never acknowledged and is ignored. The state files
 are brought up to date by compaction, on shutdown or when the journal grows large; loading
 replays the journal over the files, so readers always see every acknowledged write.
+
+A line is written (to the operating system, so `kill -9` cannot lose it) and applied under
+the store's lock; the fsync happens outside it, in `sync`, which each app calls before it
+answers a request. One fsync covers every line written before it, so concurrent writers
+share them instead of queueing behind each other's.
 
 Besides records, a line may carry extras: small keyed maps a system keeps across restarts
 (the billing API's idempotency records). Compaction keeps them in the journal.
@@ -15,9 +20,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
+
+from starlette.concurrency import run_in_threadpool
 
 JOURNAL_NAME = "journal.jsonl"
 COMPACT_BYTES = 64 * 1024 * 1024
@@ -62,6 +70,9 @@ class Journal:
         self._dirty: set[tuple[str, str]] = set()
         self._handle: Any = None
         self._size = 0
+        self._written = 0  # bytes written through this handle, and of those, fsynced
+        self._synced = 0
+        self._sync_lock = threading.Lock()
 
     @classmethod
     def attach(cls, store: _Store) -> Journal:
@@ -94,25 +105,51 @@ class Journal:
     def commit(
         self, writes: list[Write], *, extras: dict[str, dict[str, Any]] | None = None
     ) -> None:
-        """Make one API write durable (fsync), then visible in memory; all of it or none.
+        """Write one API write as one line, then make it visible in memory; `sync` makes it
+        durable. Callers hold the store's lock.
 
         A record that breaks the contract raises ContractError before anything is written.
         """
         for system, name, record in writes:
             self.store.collection(system, name).check(record)
         line = _line(writes, extras)
-        if self._handle is None:
-            self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open between writes
+        with self._sync_lock:
+            if self._handle is None:
+                self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open between writes
         self._handle.write(line)
         self._handle.flush()
-        os.fsync(self._handle.fileno())
         self._size += len(line)
+        self._written += len(line)
         self._apply({"w": writes, "x": extras})
         if self._size > self.compact_bytes:
             self.compact()
 
+    @property
+    def unsynced(self) -> bool:
+        return self._written > self._synced
+
+    async def durable(self) -> None:
+        """Await `sync` off the event loop when a write is waiting for it."""
+        if self.unsynced:
+            await run_in_threadpool(self.sync)
+
+    def sync(self) -> None:
+        """fsync what was written so far; a no-op when nothing is waiting for it."""
+        with self._sync_lock:
+            written = self._written
+            if self._handle is None or self._synced >= written:
+                return
+            os.fsync(self._handle.fileno())
+            self._synced = written
+
     def compact(self) -> None:
-        """Write the changed collections into their state files, then start a new journal."""
+        """Write the changed collections into their state files, then start a new journal.
+
+        Callers hold the store's lock."""
+        with self._sync_lock:
+            self._compact()
+
+    def _compact(self) -> None:
         for system, name in sorted(self._dirty):
             self.store.persist(system, name)
         for system in {system for system, _ in self._dirty}:
@@ -121,6 +158,7 @@ class Journal:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        self._written = self._synced = 0
         body = _line((), self.extras) if self.extras else b""
         handle, temp = tempfile.mkstemp(prefix=".journal.", dir=self.path.parent)
         try:
@@ -136,6 +174,7 @@ class Journal:
         self._size = len(body)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        with self._sync_lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
