@@ -213,3 +213,44 @@ def test_tables_rebuild_when_the_version_moves():
     assert engine.rows(query)[1] == [{"id": "77"}]  # same version: the cached answer
     state["version"] = 2
     assert engine.rows(query)[1] == [{"id": "77"}, {"id": "78"}]
+
+
+def test_a_write_updates_the_rows_of_its_record_without_a_rebuild():
+    state = {"records": {k: list(v) for k, v in RECORDS.items()}, "version": 1, "feed": []}
+
+    def changes(since):
+        feed = state["feed"]
+        if since is None:
+            return len(feed), None
+        return len(feed), (None if state.get("forgotten") else feed[since:])
+
+    engine = SuiteQLEngine(
+        records=lambda: state["records"], version=lambda: state["version"], changes=changes
+    )
+    assert engine.rows("SELECT count(*) AS n FROM transactionline")[1] == [{"n": 2}]
+    payment = {
+        "id": "109",
+        "externalId": "inpay_new",
+        "customer": {"id": "10"},
+        "currency": {"id": "1", "refName": "USD"},
+        "payment": 5.0,
+        "apply": {"items": [{"doc": {"id": "101"}, "amount": 5.0}]},
+        "lastModifiedDate": "2025-05-01T00:00:00Z",
+    }
+    state["records"]["customerpayment"].append(payment)
+    state["feed"].append(("customerpayment", payment))
+    state["version"] = 2
+    row = engine.rows("SELECT subsidiary, foreigntotal FROM transaction WHERE id = '109'")[1]
+    assert row == [{"subsidiary": "1", "foreigntotal": 5.0}]
+    links = engine.rows("SELECT previousdoc FROM previoustransactionlink WHERE nextdoc = '109'")
+    assert links[1] == [{"previousdoc": "101"}]
+    changed = {**payment, "payment": 7.0}
+    state["records"]["customerpayment"][-1] = changed
+    state["feed"].append(("customerpayment", changed))
+    state["version"] = 3
+    totals = engine.rows("SELECT foreigntotal FROM transaction WHERE id = '109'")[1]
+    assert totals == [{"foreigntotal": 7.0}] and engine.rebuilds == 1
+    state["forgotten"] = True  # the feed no longer reaches back: a full rebuild
+    state["version"] = 4
+    assert engine.rows("SELECT count(*) AS n FROM transaction WHERE id = '109'")[1] == [{"n": 1}]
+    assert engine.rebuilds == 2

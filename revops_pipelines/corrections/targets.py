@@ -86,6 +86,8 @@ class ErpTarget:
 
     system = "erp"
     REFS = {"entity": "customer", "customer": "customer"}
+    # Posted transactions are created, never changed: an upsert finding one leaves it alone.
+    CREATE_ONLY = frozenset({"invoice", "customerpayment"})
 
     def __init__(self, writer: Any) -> None:
         self.writer = writer
@@ -129,6 +131,17 @@ class ErpTarget:
             body = self._resolve(payload)
             if body is None:
                 return Outcome("waiting", response="a record it refers to is not in the ERP")
+            if action["operation"] == "upsert" and action["record_type"] in self.CREATE_ONLY:
+                existing = self.writer.get_record(
+                    action["record_type"], f"eid:{action['external_id']}"
+                )
+                if existing is not None:
+                    return Outcome(
+                        "applied",
+                        200,
+                        "already in the ERP: a posted transaction is never edited",
+                        target_id=str(existing.get("id")),
+                    )
             if action["operation"] == "upsert":
                 internal = self.writer.upsert(action["record_type"], action["external_id"], body)
                 if internal:

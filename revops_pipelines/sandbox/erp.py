@@ -493,6 +493,13 @@ def build_app(
         with store.lock:
             return {name: list(store.collection("erp", name).records) for name in FILES["erp"]}
 
+    def changes(since: int | None) -> tuple[int, list[tuple[str, Any]] | None]:
+        with store.lock:
+            journal = store.journal
+            if since is None:
+                return journal.change_count, None
+            return journal.change_count, journal.changes_since(since, "erp")
+
     state = _ErpState(
         store=store,
         credentials=credentials,
@@ -503,6 +510,7 @@ def build_app(
             version=lambda: store.version("erp"),
             time_limit_s=query_time_limit_s,
             row_limit=query_row_limit,
+            changes=changes,
         ),
     )
 

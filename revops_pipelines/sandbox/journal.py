@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 JOURNAL_NAME = "journal.jsonl"
 COMPACT_BYTES = 64 * 1024 * 1024
+CHANGE_FEED = 5000  # recent writes kept in memory, so derived tables update in place
 
 Write = tuple[str, str, dict[str, Any]]  # (system, state file name, whole record)
 
@@ -73,6 +75,8 @@ class Journal:
         self._written = 0  # bytes written through this handle, and of those, fsynced
         self._synced = 0
         self._sync_lock = threading.Lock()
+        self.change_count = 0
+        self._changes: deque[tuple[int, str, str, dict[str, Any]]] = deque(maxlen=CHANGE_FEED)
 
     @classmethod
     def attach(cls, store: _Store) -> Journal:
@@ -99,6 +103,8 @@ class Journal:
         for system, name, record in entry.get("w", ()):
             self.store.collection(system, name).put(record)
             self._dirty.add((system, name))
+            self.change_count += 1
+            self._changes.append((self.change_count, system, name, record))
         for extra, values in (entry.get("x") or {}).items():
             self.extras.setdefault(extra, {}).update(values)
 
@@ -123,6 +129,15 @@ class Journal:
         self._apply({"w": writes, "x": extras})
         if self._size > self.compact_bytes:
             self.compact()
+
+    def changes_since(self, count: int, system: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """The system's records written after change number `count`, oldest first; None when
+        the feed no longer reaches back that far. Callers hold the store's lock."""
+        if count >= self.change_count:
+            return []
+        if not self._changes or self._changes[0][0] > count + 1:
+            return None
+        return [(name, record) for n, s, name, record in self._changes if n > count and s == system]
 
     @property
     def unsynced(self) -> bool:

@@ -440,6 +440,9 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+INCREMENTAL_LIMIT = 2000  # more changed records than this: rebuild the tables instead
+
+
 class SuiteQLEngine:
     """SuiteQL over a state store; tables are rebuilt when the store's ERP version moves.
 
@@ -457,18 +460,27 @@ class SuiteQLEngine:
         cached_results: int = 16,
         time_limit_s: float = 30.0,
         row_limit: int = 1_000_000,
+        changes: Callable[[int | None], tuple[int, list[tuple[str, Any]] | None]] | None = None,
     ) -> None:
         self._records = records
         self._version = version
         self._cached_results = cached_results
         self._time_limit_s = time_limit_s
         self._row_limit = row_limit
+        # changes(since) → (change count now, records written since, or None if unknown);
+        # with it, a write updates the rows derived from its record instead of a rebuild.
+        self._changes = changes
+        self._built_changes = 0
+        self.rebuilds = 0
         self._lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._built_version: int | None = None
         self._results: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
 
     def _build(self, version: int) -> duckdb.DuckDBPyConnection:
+        if self._changes is not None:
+            self._built_changes = self._changes(None)[0]
+        self.rebuilds += 1
         tables = build_rows(self._records())
         # One thread keeps results of a query without ORDER BY in the same order every time.
         connection = duckdb.connect(":memory:", config={"threads": 1})
@@ -485,6 +497,67 @@ class SuiteQLEngine:
         self._results.clear()
         return connection
 
+    def _update(
+        self, connection: duckdb.DuckDBPyConnection, version: int
+    ) -> duckdb.DuckDBPyConnection | None:
+        """Replace the rows derived from each record written since the last build or update."""
+        if self._changes is None:
+            return None
+        count, changed = self._changes(self._built_changes)
+        if changed is None or len(changed) > INCREMENTAL_LIMIT:
+            return None
+        latest: dict[tuple[str, str], Any] = {}
+        for name, record in changed:
+            latest[(name, str(record.get("id")))] = record
+        by_type: dict[str, list[Any]] = {}
+        for (name, _), record in latest.items():
+            by_type.setdefault(name, []).append(record)
+        tables = build_rows(by_type)
+        ids = {name: [key for (n, key) in latest if n == name] for name in by_type}
+        transactions = [key for name in TRANSACTION_TYPES for key in ids.get(name, ())]
+        deletes = [
+            (table, "id", ids.get(table, [])) for table in ("subsidiary", "customer", "item")
+        ]
+        deletes += [
+            ("transaction", "id", transactions),
+            ("transactionline", "transaction", transactions),
+            ("previoustransactionlink", "nextdoc", transactions),
+        ]
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            for table, column, keys in deletes:
+                if keys:
+                    connection.execute(
+                        f'DELETE FROM "{table}" WHERE "{column}" IN (SELECT unnest(?))', [keys]
+                    )
+            for name, rows in tables.items():
+                if not rows:
+                    continue
+                connection.register("_rows", _arrow_table(name, rows))
+                if name == "currency":
+                    connection.execute(
+                        'INSERT INTO "currency" SELECT * FROM _rows '
+                        'WHERE id NOT IN (SELECT id FROM "currency")'
+                    )
+                else:
+                    connection.execute(f'INSERT INTO "{name}" SELECT * FROM _rows')
+                connection.unregister("_rows")
+            if transactions:
+                # A transaction without a subsidiary of its own takes its customer's.
+                connection.execute(
+                    'UPDATE "transaction" AS t SET subsidiary = c.subsidiary FROM "customer" AS c '
+                    "WHERE t.subsidiary IS NULL AND c.id = t.entity AND t.id IN (SELECT unnest(?))",
+                    [transactions],
+                )
+            connection.execute("COMMIT")
+        except duckdb.Error:
+            connection.execute("ROLLBACK")
+            return None
+        self._built_changes = count
+        self._built_version = version
+        self._results.clear()
+        return connection
+
     def _result(self, query: str) -> pa.Table:
         text = rewrite_time_literals(query.strip())
         if not text:
@@ -492,6 +565,8 @@ class SuiteQLEngine:
         with self._lock:
             version = self._version()
             connection = self._connection
+            if connection is not None and self._built_version != version:
+                connection = self._update(connection, version)
             if connection is None or self._built_version != version:
                 connection = self._build(version)
             key = (text, version)
