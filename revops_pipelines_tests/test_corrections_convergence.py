@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -74,6 +75,8 @@ def _erp_duplicates(state: Path) -> dict[str, list[str]]:
 def converged(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("converge") / "data"
     _demo(data_dir)
+    snapshot = data_dir.parent / "before_push.duckdb"
+    shutil.copy(data_dir / "revops.duckdb", snapshot)
     before = _open(data_dir)
     duplicates_before = _erp_duplicates(data_dir / "sandbox_state")
     strict = data_dir.parent / "strict_policy.toml"
@@ -120,6 +123,7 @@ def converged(tmp_path_factory):
         "planned": planned,
         "held": held,
         "duplicates_before": duplicates_before,
+        "snapshot": snapshot,
         **steps,
     }
 
@@ -149,3 +153,47 @@ def test_dry_run_changes_nothing_and_the_cap_holds_until_approved(converged) -> 
     assert converged["plan_exit"] == 0 and converged["after_plan_same"]
     assert converged["refused_exit"] == 3 and converged["refusal_sent_nothing"]
     assert converged["approve_exit"] == 0 and converged["push_exit"] == 0
+
+
+def _finding(con, code: str) -> dict:
+    cursor = con.execute(
+        "SELECT * FROM recon.drift_exceptions WHERE drift_type = ? AND status = 'open' LIMIT 1",
+        [code],
+    )
+    names = [d[0] for d in cursor.description]
+    return dict(zip(names, cursor.fetchone(), strict=True))
+
+
+def test_the_planner_holds_what_it_cannot_do_safely(converged, tmp_path) -> None:
+    from revops_pipelines.corrections.planner import build_plan
+    from revops_pipelines.corrections.policy import load_policy
+
+    copy = tmp_path / "planner.duckdb"
+    shutil.copy(converged["snapshot"], copy)
+    policy = load_policy(default_path())
+    with duckdb.connect(str(copy)) as con:
+        missing = _finding(con, "customer_missing_in_erp")
+        invoice = _finding(con, "invoice_missing_in_erp")
+        mismatch = _finding(con, "customer_attribute_mismatch")
+        plan = build_plan(con, policy, findings=[missing, invoice])
+        # A root cause plans the customer, then its invoices, then their payments.
+        order = [a.record_type for a in plan.actions if a.reason == missing["exception_id"]]
+        assert order[0] == "customer" and order == sorted(order, key=["customer", "invoice",
+            "customerpayment"].index)  # fmt: skip
+        invoices = {a.action_id for a in plan.actions if a.record_type == "invoice"}
+        for action in plan.actions:
+            if action.record_type == "customerpayment" and action.reason == missing["exception_id"]:
+                assert set(action.prerequisites) <= invoices and action.prerequisites
+        empty = build_plan(con, policy, findings=[{**mismatch, "expected": None}])
+        assert not empty.actions and "never write empty" in empty.held[0].reason
+        con.execute("DELETE FROM canonical.product WHERE source_system = 'erp'")
+        no_item = build_plan(con, policy, findings=[invoice])
+        assert not no_item.actions and "has no ERP item" in no_item.held[0].reason
+        con.execute("UPDATE canonical.customer SET erp_subsidiary_id = NULL")
+        unmapped = build_plan(con, policy, findings=[missing])
+        assert not unmapped.actions and "subsidiary" in unmapped.held[0].reason
+    again = build_plan(duckdb.connect(str(converged["snapshot"]), read_only=True), policy)
+    assert (
+        again.plan_id
+        == build_plan(duckdb.connect(str(converged["snapshot"]), read_only=True), policy).plan_id
+    )
