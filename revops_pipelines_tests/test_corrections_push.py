@@ -165,3 +165,52 @@ def test_the_plan_payload_is_what_is_sent(handwritten_state: Path, tmp_path) -> 
     ):
         summary = push_actions(settings_for(urls, tmp_path), policy(), ledger, plan_id, actions)
     assert summary.complete and summary.by_target["crm"]["applied"] == 1
+
+
+def test_crm_pushes_stop_at_the_allowed_share_of_the_daily_allowance(
+    handwritten_state: Path, tmp_path
+) -> None:
+    from revops_pipelines.corrections.planner import Action
+    from revops_pipelines.sandbox import crm
+    from revops_pipelines.sandbox.faults import FaultMiddleware, FaultSpec
+    from revops_pipelines.sandbox.serve import SandboxServer, build_apps
+    from revops_pipelines.sandbox.state import Credentials
+
+    store = StateStore.load(handwritten_state)
+    apps = build_apps(store, credentials=Credentials(), faults={}, rate_limits={}, seed=1)
+    # An org whose daily allowance is 10 calls; the policy lets corrections use 30 % of it.
+    apps["crm"] = FaultMiddleware(
+        crm.build_app(store, credentials=Credentials(), faults=FaultSpec(), api_limit=10),
+        system_errors=crm.ERRORS,
+        rate_limit=None,
+        faults=FaultSpec(),
+        seed=1,
+    )
+    accounts = [a["Id"] for a in store.collection("crm", "Account") if not a.get("IsDeleted")]
+    actions = [
+        Action(
+            target="crm",
+            operation="update",
+            record_type="Account",
+            external_id=account,
+            target_id=account,
+            payload={"Id": account, "BillingCity": "Oakland"},
+            reason=f"exc-{account}",
+        )
+        for account in accounts
+    ]
+    assert len(actions) >= 4
+    plan_id, rows = plan_of(actions)
+    rules = policy(crm={"batch_size": 1, "max_allowance_share": 0.3})
+    server = SandboxServer(apps)
+    urls = server.start()
+    try:
+        with Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger:
+            summary = push_actions(settings_for(urls, tmp_path), rules, ledger, plan_id, rows)
+            outcomes = ledger.outcomes()
+    finally:
+        server.stop()
+    # Each call counts; pushing stops once 3 of the 10 calls are used, the rest stays pending.
+    assert summary.counts["applied"] >= 1 and summary.counts["deferred"] >= 1
+    assert summary.counts["applied"] + summary.counts["deferred"] == len(actions)
+    assert sum(outcome == "applied" for outcome in outcomes.values()) == summary.counts["applied"]

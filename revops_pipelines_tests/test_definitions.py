@@ -113,7 +113,7 @@ def test_jobs_schedules_and_resources(defs):
     assert schedules["hourly_reconciliation"].cron_schedule == "0 * * * *"
     assert schedules["nightly_reconciliation"].job_name == "full_refresh_job"
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"landing_zone_sensor"}
+    assert set(sensors) == {"landing_zone_sensor", "new_correction_plan", "reverify_after_push"}
     assert sensors["landing_zone_sensor"].job_name == "landing_refresh_job"
     assert {"crm", "billing", "erp", "duckdb"} <= set(defs.resources)
 
@@ -164,9 +164,12 @@ def test_corrections_plan_push_and_reverify(defs):
     assert checks["blast_radius"].blocking and checks["blast_radius"].asset_key == plan
     jobs = {job.name: job for job in defs.resolve_all_job_defs()}
     assert set(jobs["push_corrections"].graph.node_names()) == {"corrections__push"}
-    for name in ("reconcile_job", "full_refresh_job"):
+    for name in ("reconcile_job", "full_refresh_job", "landing_refresh_job"):
         nodes = set(jobs[name].graph.node_names())
         assert "corrections__correction_plan" in nodes and "corrections__push" not in nodes
+    # Only its own job pushes corrections.
+    pushing = {name for name, job in jobs.items() if "corrections__push" in job.graph.node_names()}
+    assert pushing - {"__ASSET_JOB"} == {"push_corrections"}
     assert {"new_correction_plan", "reverify_after_push"} <= {s.name for s in defs.sensors}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from revops_pipelines.defs.schedules import EVERYTHING_BUT_PUSH
 from revops_pipelines.landing_zone.files import EventFile
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
 from revops_pipelines.raw.refresh import streams_named
@@ -24,7 +25,7 @@ BATCH_TAG = "revops/landing_batch"
 
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh_job",
-    selection=dg.AssetSelection.all(),
+    selection=EVERYTHING_BUT_PUSH,
     description="Records named by webhooks re-fetched, then models, reconciliation and report.",
 )
 
