@@ -257,7 +257,9 @@ def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
             "erp": ErpResource(url=urls.erp, token="t"),
             "duckdb": DuckDBResource(path=str(path)),
         }
-        assets = list(defs.assets)
+        # Everything but the push of corrections, which only its own job runs.
+        push = dg.AssetKey(["corrections", "push"])
+        assets = [a for a in defs.assets if push not in a.keys]
         assert dg.materialize(assets, resources=resources).success
 
         def open_mismatches() -> set[str]:

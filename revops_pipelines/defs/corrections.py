@@ -6,6 +6,8 @@ id); when a push succeeds, a second sensor runs the reconciliation again, which 
 the touched records, so the UI shows the chain plan → push → re-verify.
 """
 
+import dataclasses
+
 import dagster as dg
 
 from revops_pipelines.corrections.planner import blast_radius, build_plan, target_counts
@@ -18,7 +20,7 @@ from revops_pipelines.corrections.run import (
     push_actions,
     store_plan,
 )
-from revops_pipelines.defs.schedules import reconcile_job
+from revops_pipelines.defs.schedules import WRITES_TO_SOURCES, reconcile_job
 from revops_pipelines.ledger import Ledger
 from revops_pipelines.settings import Settings
 
@@ -84,11 +86,22 @@ def correction_plan(context: dg.AssetExecutionContext):
     deps=[PLAN_KEY],
     group_name=GROUP,
     pool="duckdb",
-    required_resource_keys={"duckdb"},
+    required_resource_keys={"duckdb", "crm", "billing", "erp"},
+    tags={WRITES_TO_SOURCES: "true"},
 )
 def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Sends the plan; over the cap only with an approval (ledger or the approve run tag)."""
-    settings = Settings.from_env()
+    resources = context.resources
+    settings = dataclasses.replace(
+        Settings.from_env(),
+        crm_url=resources.crm.url,
+        crm_client_id=resources.crm.client_id,
+        crm_client_secret=resources.crm.client_secret,
+        billing_url=resources.billing.url,
+        billing_api_key=resources.billing.api_key,
+        erp_url=resources.erp.url,
+        erp_token=resources.erp.token,
+    )
     policy = load_policy()
     tags = context.run.tags
     with context.resources.duckdb.connect(read_only=True) as con:

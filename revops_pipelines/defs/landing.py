@@ -38,7 +38,7 @@ def _run_request(
     if not by_stream:
         return dg.SkipReason(f"{len(batch)} landed events name no record a stream reads")
     raw_keys = [dg.AssetKey(["raw", key]) for key in sorted(by_stream)]
-    selection = dg.AssetSelection.assets(*raw_keys).downstream()
+    selection = dg.AssetSelection.assets(*raw_keys).downstream() & EVERYTHING_BUT_PUSH
     keys = sorted(selection.resolve(graph)) if graph is not None else raw_keys
     run_config = {
         "ops": {

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-# Pushing corrections is its own job (defs/corrections.py), launched per plan by a sensor.
-EVERYTHING_BUT_PUSH = dg.AssetSelection.all() - dg.AssetSelection.assets(
-    dg.AssetKey(["corrections", "push"])
-)
+# Assets that write to the source systems (the push of corrections) run only in their own
+# job (defs/corrections.py), launched per plan by a sensor; they carry this tag.
+WRITES_TO_SOURCES = "revops/writes_to_sources"
+EVERYTHING_BUT_PUSH = dg.AssetSelection.all() - dg.AssetSelection.tag(WRITES_TO_SOURCES, "true")
 
 reconcile_job = dg.define_asset_job(
     "reconcile_job",
