@@ -101,6 +101,9 @@ def _check_installed(venv: Path, cwd: Path) -> None:
          "--seed", "5", "--drift-rate", "0.1", cwd=cwd, env=env)  # fmt: skip
     demo = _run(revops, "demo", "--customers", "30", "--months", "2", cwd=cwd, env=env)
     assert "reusing the scenario" in demo.stdout
+    # the ledger's migrations and the corrections policy ship with the package
+    assert "revision" in _run(revops, "ledger", "upgrade", cwd=cwd, env=env).stdout
+    assert "dry run" in _run(revops, "corrections", "plan", cwd=cwd, env=env).stdout
     # the Dagster CLI finds the code location by module, in the instance the demo set up
     dagster = venv / "bin" / "dagster"
     _run(dagster, "definitions", "validate", "-m", "revops_pipelines.definitions", cwd=cwd, env=env)
