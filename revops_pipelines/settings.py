@@ -25,6 +25,16 @@ def _parse_tolerances(text: str) -> dict[str, int]:
     return tolerances
 
 
+def _parse_share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"REVOPS_QUARANTINE_MAX_SHARE: {text!r} is not a share between 0 and 1")
+    return share
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -58,6 +68,9 @@ class Settings:
     tolerance_minor: dict[str, int] = field(default_factory=dict)
     name_match_threshold: float = 0.92
     subscription_grace_days: int = 30
+    # Above this share of refused rows a canonical table's pandera check fails (and blocks what
+    # reads it); below it the refused rows are quarantined and the others reconciled.
+    quarantine_max_share: float = 0.01
     # The moment the data describes (a date, `YYYY-MM-DD`); "now" is the end of that day.
     # Empty means the current time. The demo sets it from the sandbox manifest.
     as_of: str = ""
@@ -117,6 +130,9 @@ class Settings:
             as_of=get("AS_OF", ""),
             reporting_currency=get("REPORTING_CURRENCY", cls.reporting_currency).upper(),
             rates_file=Path(get("RATES_FILE", "")) if get("RATES_FILE", "") else None,
+            quarantine_max_share=_parse_share(
+                get("QUARANTINE_MAX_SHARE", str(cls.quarantine_max_share))
+            ),
             subscription_grace_days=int(
                 get("SUBSCRIPTION_GRACE_DAYS", str(cls.subscription_grace_days))
             ),

@@ -18,6 +18,8 @@ VALIDATION_RULES: dict[str, str] = {
     "sku_unaligned": "every SKU on an opportunity or invoice is in all three catalogs",
     "contract_term_missing": "closed-won opportunities have a contract term",
     "contract_start_missing": "closed-won opportunities have a contract with a start date",
+    "record_quarantined": "every canonical record passes its pandera model (else it is "
+    "quarantined and not reconciled)",
 }
 ISSUES_TABLE = "canonical.validation_issue"
 

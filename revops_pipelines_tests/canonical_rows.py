@@ -189,6 +189,11 @@ CANONICAL_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("erp_customer_id", "VARCHAR"),
         ("link_method", "VARCHAR"),
     ],
+    "legal_entity_subsidiary": [
+        ("subsidiary_id", "VARCHAR"),
+        ("legal_entity", "VARCHAR"),
+        ("origin", "VARCHAR"),
+    ],
     "lifecycle_event": [
         ("correlation_id", "VARCHAR"),
         ("stage", "VARCHAR"),
@@ -244,6 +249,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "invoice_line": {"currency": "USD", "line_number": 1, "quantity": 1},
     "payment": {"currency": "USD", "status": "paid", "paid_at": T0},
+    "legal_entity_subsidiary": {"origin": "erp"},
 }
 
 
@@ -371,6 +377,10 @@ CLEAN: dict[str, list[dict[str, Any]]] = {
             "tax_jurisdiction": "US-CA",
             "erp_subsidiary_id": "1",
         },
+    ],
+    "legal_entity_subsidiary": [
+        {"subsidiary_id": "1", "legal_entity": "US01"},
+        {"subsidiary_id": "3", "legal_entity": "DE01"},
     ],
     "product": [
         {"source_system": "crm", "source_id": "01tP", "sku": "PRO-M", "name": "Pro"},

@@ -4,9 +4,11 @@ Every model is its own asset, but one step builds many of them with few `run_mod
 staging models are views, and the loader computes a view that several models read only once
 per call, so a step per model would parse the raw payloads again for every canonical table.
 
-Canonical tables carry a blocking pandera check, so nothing downstream reads a table that
-failed it; inside a step this is kept by building in layers (`model_layers`). The
-master-data validation rules are non-blocking checks on `validation_issue`.
+Canonical tables carry a blocking pandera check: the rows it refuses are quarantined and the
+others go on, and only above a share of refused rows (`quarantine_max_share`) does it fail, so
+nothing downstream reads a table whose mapping is broken. Inside a step this is kept by
+building in layers (`model_layers`); a model reading the quarantine comes after every check.
+The master-data validation rules are non-blocking checks on `validation_issue`.
 """
 
 from collections.abc import Iterator
@@ -14,10 +16,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from revops_pipelines.schemas import CANONICAL_SCHEMAS, markdown_table, validate_table
+from revops_pipelines.schemas import CANONICAL_SCHEMAS, markdown_table, quarantine_table
 from revops_pipelines.settings import Settings
 from revops_pipelines.sqlmodels import (
     MODELS_ROOT,
+    QUARANTINE_SOURCE,
     SqlModel,
     load_models,
     order_models,
@@ -57,18 +60,38 @@ def has_pandera_check(model: SqlModel) -> bool:
     return model.schema == "canonical" and model.name in CANONICAL_SCHEMAS
 
 
+def reads_quarantine(model: SqlModel) -> bool:
+    return QUARANTINE_SOURCE in model.sources
+
+
 def model_layers(selected: list[SqlModel], models: list[SqlModel]) -> list[list[SqlModel]]:
     """`selected` in batches built one after the other, each in ref order: a model that reads
-    a table with a pandera check comes in a later batch, after that check has run."""
+    a table with a pandera check comes in a later batch, after that check has run, and a model
+    that reads the quarantine comes after every other check (each check writes to it)."""
     by_name = {m.name: m for m in models}
     names = {m.name for m in selected}
-    layer: dict[str, int] = {}
-    for model in order_models(models):
-        if model.name in names:
-            layer[model.name] = max(
+    ordered = [m for m in order_models(models) if m.name in names]
+    layer = dict.fromkeys(names, 0)
+    changed = True
+    while changed:
+        changed = False
+        for model in ordered:
+            need = max(
                 (layer[r] + has_pandera_check(by_name[r]) for r in model.refs if r in layer),
                 default=0,
             )
+            if reads_quarantine(model):
+                need = max(
+                    [need]
+                    + [
+                        layer[m.name] + 1
+                        for m in ordered
+                        if has_pandera_check(m) and not reads_quarantine(m)
+                    ]
+                )
+            if need > layer[model.name]:
+                layer[model.name] = need
+                changed = True
     layers: list[list[SqlModel]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
     for model in order_models(models):
         if model.name in layer:
@@ -78,7 +101,14 @@ def model_layers(selected: list[SqlModel], models: list[SqlModel]) -> list[list[
 
 def _spec(model: SqlModel, by_name: dict[str, SqlModel]) -> dg.AssetSpec:
     deps = [model_key(by_name[ref]) for ref in sorted(model.refs) if ref in by_name]
-    deps += [dg.AssetKey([schema, table]) for schema, table in sorted(model.sources)]
+    deps += [
+        dg.AssetKey([schema, table])
+        for schema, table in sorted(model.sources)
+        if (schema, table) != QUARANTINE_SOURCE
+    ]
+    if reads_quarantine(model):
+        # The quarantine is written by every canonical table's pandera check.
+        deps += [model_key(m) for m in by_name.values() if has_pandera_check(m) and m != model]
     return dg.AssetSpec(
         model_key(model),
         deps=deps,
@@ -113,12 +143,12 @@ def _check_specs(model: SqlModel) -> list[dg.AssetCheckSpec]:
 
 
 def _check_results(
-    model: SqlModel, con: object, selected: set[dg.AssetCheckKey]
+    model: SqlModel, con: object, selected: set[dg.AssetCheckKey], settings: Settings
 ) -> list[dg.AssetCheckResult]:
     key = model_key(model)
     results = []
     if dg.AssetCheckKey(key, "pandera") in selected:
-        outcome = validate_table(con, model.name)
+        outcome = quarantine_table(con, model.name, max_share=settings.quarantine_max_share)
         results.append(
             dg.AssetCheckResult(
                 asset_key=key,
@@ -126,6 +156,9 @@ def _check_results(
                 passed=outcome.passed,
                 metadata={
                     "failures": outcome.failures,
+                    "quarantined_rows": outcome.quarantined,
+                    "quarantined_share": float(outcome.share),
+                    "max_share": float(outcome.max_share),
                     "sample": dg.MetadataValue.md(outcome.sample_markdown or "no failures"),
                 },
             )
@@ -150,6 +183,9 @@ def _check_results(
 def _materialized(
     model: SqlModel, con: object, rows: int, checks: list[dg.AssetCheckResult]
 ) -> dg.MaterializeResult:
+    for check in checks:
+        if check.check_name == "pandera":
+            rows -= check.metadata["quarantined_rows"].value
     preview = con.execute(f"SELECT * FROM {model.relation} LIMIT {PREVIEW_ROWS}").df()
     return dg.MaterializeResult(
         asset_key=model_key(model),
@@ -178,7 +214,8 @@ def build_models_asset(
     def _models(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         selected = [m for m in step_models if model_key(m) in context.selected_asset_keys]
         checks = set(context.selected_asset_check_keys)
-        vars = model_vars(Settings.from_env())
+        settings = Settings.from_env()
+        vars = model_vars(settings)
         blocked: set[str] = set()
         with context.resources.duckdb.connect() as con:
             for layer in model_layers(selected, models):
@@ -192,7 +229,7 @@ def build_models_asset(
                     continue
                 counts = run_models(con, models, select={m.name for m in ready}, vars=vars)
                 for model in ready:
-                    results = _check_results(model, con, checks)
+                    results = _check_results(model, con, checks, settings)
                     if any(not r.passed and r.check_name == "pandera" for r in results):
                         blocked.add(model.name)
                     yield _materialized(model, con, counts[model.name], results)

@@ -1,6 +1,15 @@
-"""pandera models of the canonical tables and the function that checks a table with them."""
+"""pandera models of the canonical tables, the functions that check a table with them and
+quarantine the rows they refuse."""
 
 from revops_pipelines.schemas.canonical import CANONICAL_SCHEMAS, iso_currencies
+from revops_pipelines.schemas.quarantine import (
+    DEFAULT_MAX_SHARE,
+    QUARANTINE_TABLE,
+    QuarantineResult,
+    ensure_quarantine_table,
+    quarantine_counts,
+    quarantine_table,
+)
 from revops_pipelines.schemas.validate import (
     UnknownTableError,
     ValidationResult,
@@ -11,10 +20,16 @@ from revops_pipelines.schemas.validate import (
 
 __all__ = [
     "CANONICAL_SCHEMAS",
+    "DEFAULT_MAX_SHARE",
+    "QUARANTINE_TABLE",
+    "QuarantineResult",
     "UnknownTableError",
     "ValidationResult",
+    "ensure_quarantine_table",
     "iso_currencies",
     "markdown_table",
+    "quarantine_counts",
+    "quarantine_table",
     "validate_frame",
     "validate_table",
 ]

@@ -80,8 +80,9 @@ class _Priced(pa.DataFrameModel):
         nullable=False, coerce=True, str_matches=r"^[A-Z]{3}$"
     )
 
-    @pa.check("currency", name="currency_in_iso_4217_seed")
-    def currency_known(cls, currency: Series[str]) -> Series[bool]:
+    # The method's name is the check's name (pandera forgets a `name=` on inherited checks).
+    @pa.check("currency")
+    def currency_in_iso_4217_seed(cls, currency: Series[str]) -> Series[bool]:
         return currency.isin(iso_currencies())
 
 
@@ -135,9 +136,14 @@ class Contract(_Keyed):
     is_deleted: Series[pd.BooleanDtype] = pa.Field(nullable=False, coerce=True)
 
 
+def _quantity() -> object:
+    return pa.Field(nullable=True, coerce=True, ge=0)
+
+
 class ContractLine(_Keyed, _Priced):
     opportunity_id: Series[pd.StringDtype] = _text(nullable=False)
     sku: Series[pd.StringDtype] = _text()
+    quantity: Series[float] = _quantity()
     unit_price_minor: Series[pd.Int64Dtype] = _money(nullable=True)
     total_price_minor: Series[pd.Int64Dtype] = _money(nullable=True)
     is_deleted: Series[pd.BooleanDtype] = pa.Field(nullable=False, coerce=True)
@@ -152,6 +158,7 @@ class Subscription(_Keyed, _Priced):
 
 class SubscriptionItem(_Keyed, _Priced):
     subscription_id: Series[pd.StringDtype] = _text(nullable=False)
+    quantity: Series[float] = _quantity()
     unit_amount_minor: Series[pd.Int64Dtype] = _money(nullable=True)
     interval: Series[pd.StringDtype] = _text(isin=["day", "week", "month", "year"])
     monthly_amount_minor: Series[float] = pa.Field(nullable=True, coerce=True)
@@ -179,6 +186,7 @@ class InvoiceLine(_Keyed, _Priced):
     invoice_id: Series[pd.StringDtype] = _text(nullable=False)
     line_number: Series[pd.Int64Dtype] = pa.Field(nullable=False, coerce=True, ge=1)
     sku: Series[pd.StringDtype] = _text()
+    quantity: Series[float] = _quantity()
     amount_minor: Series[pd.Int64Dtype] = _money()
     period_start: Series[pd.DatetimeTZDtype] = _timestamp()
     period_end: Series[pd.DatetimeTZDtype] = _timestamp()

@@ -4,6 +4,8 @@ in DuckDB."""
 from revops_pipelines.sqlmodels.functions import normalize_text_value, register_functions
 from revops_pipelines.sqlmodels.loader import (
     MODELS_ROOT,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_SOURCE,
     DuplicateModelError,
     MissingVarError,
     ModelCycleError,
@@ -24,6 +26,8 @@ from revops_pipelines.sqlmodels.loader import (
 
 __all__ = [
     "MODELS_ROOT",
+    "QUARANTINE_COLUMNS",
+    "QUARANTINE_SOURCE",
     "DuplicateModelError",
     "MissingVarError",
     "ModelCycleError",

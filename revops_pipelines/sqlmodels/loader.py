@@ -52,6 +52,13 @@ RAW_TABLE_COLUMNS = (
     "id VARCHAR, payload JSON, cursor_value VARCHAR, deleted BOOLEAN, api_version VARCHAR, "
     "extracted_at TIMESTAMPTZ, run_id VARCHAR"
 )
+# Canonical rows refused by their pandera model (written by `schemas.quarantine`); models that
+# read it get an empty one where no check has run.
+QUARANTINE_SOURCE = ("canonical", "quarantine")
+QUARANTINE_COLUMNS = (
+    "table_name VARCHAR, source_system VARCHAR, source_id VARCHAR, column_name VARCHAR, "
+    "rule VARCHAR, value VARCHAR, quarantined_at TIMESTAMPTZ, linked_billing_id VARCHAR"
+)
 
 
 class SqlModelError(Exception):
@@ -275,7 +282,7 @@ def load_seeds(con: duckdb.DuckDBPyConnection, *, root: Path = MODELS_ROOT) -> d
 
 
 def ensure_sources(con: duckdb.DuckDBPyConnection, models: Iterable[SqlModel]) -> list[str]:
-    """Creates empty raw tables for sources nobody extracted (optional streams); returns them."""
+    """Creates empty tables for sources nobody wrote (optional streams, the quarantine)."""
     created: list[str] = []
     existing = {
         (schema, table)
@@ -287,8 +294,9 @@ def ensure_sources(con: duckdb.DuckDBPyConnection, models: Iterable[SqlModel]) -
     for schema, table in sorted({s for m in models for s in m.sources}):
         if (schema, table) in existing:
             continue
+        columns = QUARANTINE_COLUMNS if (schema, table) == QUARANTINE_SOURCE else RAW_TABLE_COLUMNS
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({RAW_TABLE_COLUMNS})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({columns})")
         created.append(f"{schema}.{table}")
     return created
 

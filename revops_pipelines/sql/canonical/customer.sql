@@ -1,9 +1,8 @@
 -- One row per customer record in each system; the link fields as each system stores them.
--- A CRM or billing legal entity gets the ERP subsidiary that carries its code.
+-- A CRM or billing legal entity gets the ERP subsidiary that posts for it.
 with subsidiary_by_entity as (
     select legal_entity, min(subsidiary_id) as subsidiary_id
-    from {{ ref('stg_erp_subsidiary') }}
-    where not is_deleted and legal_entity is not null
+    from {{ ref('legal_entity_subsidiary') }}
     group by legal_entity
 )
 
@@ -29,7 +28,7 @@ select
     a.updated_at,
     cast(null as varchar) as subsidiary_country
 from {{ ref('stg_crm_account') }} as a
-left join subsidiary_by_entity as s on s.legal_entity = a.legal_entity
+left join subsidiary_by_entity as s on s.legal_entity = upper(a.legal_entity)
 
 union all
 
@@ -55,7 +54,7 @@ select
     c.created_at,
     null
 from {{ ref('stg_billing_customer') }} as c
-left join subsidiary_by_entity as s on s.legal_entity = c.legal_entity
+left join subsidiary_by_entity as s on s.legal_entity = upper(c.legal_entity)
 
 union all
 
@@ -73,7 +72,7 @@ select
     -- its books are kept, which is not the customer's country)
     cast(null as varchar),
     c.currency,
-    s.legal_entity,
+    e.legal_entity,
     c.tax_jurisdiction,
     c.subsidiary_id,
     null,
@@ -84,3 +83,4 @@ select
     upper(s.country)
 from {{ ref('stg_erp_customer') }} as c
 left join {{ ref('stg_erp_subsidiary') }} as s on s.subsidiary_id = c.subsidiary_id
+left join {{ ref('legal_entity_subsidiary') }} as e on e.subsidiary_id = c.subsidiary_id

@@ -22,7 +22,8 @@ select
     p.invoice_id,
     p.invoice_id as billing_invoice_id,
     i.customer_id,
-    p.amount_paid_minor as amount_minor,
+    -- amount_paid is null until the payment is paid: nothing paid yet
+    coalesce(p.amount_paid_minor, 0) as amount_minor,
     p.currency,
     p.status,
     p.paid_at

@@ -1,18 +1,14 @@
 -- Pre-orchestration checks of master data, one row per problem found: account hierarchy,
 -- legal entity and its ERP subsidiary, tax jurisdiction, SKU alignment across the three
--- catalogs, contract metadata on won deals. Reconciliation turns these into findings.
+-- catalogs, contract metadata on won deals; and every canonical record quarantined because it
+-- broke its pandera model, so a person sees what could not be reconciled and why.
 with recursive accounts as (
     select * from {{ ref('customer') }} where source_system = 'crm' and not is_deleted
 ),
 
--- The ERP's subsidiaries decide which entities can post; the seed stands in only when no
--- subsidiary has been extracted at all.
+-- The ERP's subsidiaries decide which entities can post.
 entity_codes as (
-    select legal_entity from {{ ref('stg_erp_subsidiary') }}
-    where not is_deleted and legal_entity is not null
-    union
-    select legal_entity from seeds.legal_entity_subsidiaries
-    where not exists (select 1 from {{ ref('stg_erp_subsidiary') }} where not is_deleted)
+    select distinct legal_entity from {{ ref('legal_entity_subsidiary') }}
 ),
 
 -- Walk up each account's parents; bounded so a cycle ends.
@@ -75,7 +71,7 @@ select 'legal_entity_unmapped', 'customer', 'crm', a.source_id, 'legal_entity',
     'legal entity ' || a.legal_entity || ' maps to no ERP subsidiary'
 from accounts as a
 where a.legal_entity is not null
-    and a.legal_entity not in (select legal_entity from entity_codes)
+    and upper(a.legal_entity) not in (select legal_entity from entity_codes)
 
 union all
 
@@ -109,3 +105,16 @@ select 'contract_start_missing', 'contract', 'crm', source_id, 'start_date',
         else 'contract ' || contract_id || ' has no start date' end
 from won_opportunities
 where start_date is null
+
+union all
+
+select 'record_quarantined', q.table_name, q.source_system, q.source_id,
+    min(q.column_name),
+    string_agg(
+        coalesce(q.column_name, 'row') || ': ' || q.rule || ' (value ' || coalesce(q.value, 'null') || ')',
+        '; ' order by q.column_name, q.rule
+    )
+from {{ source('canonical', 'quarantine') }} as q
+where q.table_name <> 'validation_issue'
+    and q.source_system is not null and q.source_id is not null
+group by q.table_name, q.source_system, q.source_id

@@ -24,11 +24,9 @@ finalized AS (
     WHERE source_system = 'billing' AND finalized_at IS NOT NULL AND coalesce(status, '') <> 'draft'
 ),
 
--- Legal entities that have an ERP subsidiary.
+-- Legal entities that have an ERP subsidiary: the ERP's answer, never a list of our own.
 entity AS (
-    SELECT upper(trim(legal_entity)) AS legal_entity FROM seeds.legal_entity_subsidiaries
-    UNION
-    SELECT DISTINCT upper(trim(legal_entity)) FROM cust WHERE source_system = 'erp' AND legal_entity IS NOT NULL
+    SELECT DISTINCT legal_entity FROM {{ ref('legal_entity_subsidiary') }}
 ),
 
 crm AS (SELECT * FROM cust WHERE source_system = 'crm' AND source_id NOT IN (SELECT copy_id FROM copies WHERE system = 'crm')),

@@ -1,13 +1,47 @@
 -- Every finding of this run, one row each, with a stable id, its code's severity from the
 -- drift-code catalog (seeds/drift_codes.csv), and the lifecycle it belongs to.
 -- The id hashes the code, entity, ids and field (and, for a SKU, the system it is missing in).
-WITH found AS (
+-- A finding that names a quarantined record, or the record it is reconciled against, is held
+-- back: that comparison was not made, and the quarantine says why.
+WITH quarantined AS (
+    SELECT DISTINCT source_system, source_id, linked_billing_id
+    FROM {{ source('canonical', 'quarantine') }}
+    WHERE source_id IS NOT NULL
+),
+
+held AS (
+    SELECT source_id AS record_id FROM quarantined
+    UNION
+    SELECT linked_billing_id FROM quarantined WHERE linked_billing_id IS NOT NULL
+    UNION
+    SELECT i.source_id FROM {{ ref('invoice') }} AS i
+    SEMI JOIN quarantined AS q ON q.source_system = 'billing' AND q.source_id = i.billing_invoice_id
+    WHERE i.source_system = 'erp'
+    UNION
+    SELECT p.source_id FROM {{ ref('payment') }} AS p
+    SEMI JOIN quarantined AS q ON q.source_system = 'billing' AND q.source_id = p.billing_payment_id
+    WHERE p.source_system = 'erp'
+    UNION
+    SELECT c.source_id FROM {{ ref('customer') }} AS c
+    SEMI JOIN quarantined AS q ON q.source_system = 'billing' AND q.source_id = c.billing_customer_id
+    WHERE c.source_system = 'erp'
+),
+
+all_found AS (
     SELECT * FROM {{ ref('customer_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('product_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('subscription_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('invoice_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('payment_drift') }}
     UNION ALL BY NAME SELECT * FROM {{ ref('mrr_drift') }}
+),
+
+found AS (
+    SELECT f.* FROM all_found AS f
+    WHERE NOT EXISTS (
+        SELECT 1 FROM held AS h
+        WHERE h.record_id IN (f.crm_id, f.billing_id, f.erp_id, f.invoice_ref)
+    )
 ),
 
 -- Where each finding's lifecycle starts: the CRM opportunity of its subscription when linked
