@@ -176,7 +176,8 @@ def test_a_subset_builds_only_what_was_selected(raw_db: Path) -> None:
     }
     checks = result.get_asset_check_evaluations()
     assert [(c.asset_key.to_user_string(), c.check_name) for c in checks] == [
-        ("canonical/customer", "pandera")
+        ("canonical/legal_entity_subsidiary", "pandera"),
+        ("canonical/customer", "pandera"),
     ]
     with duckdb.connect(str(raw_db)) as con:
         built = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

@@ -231,6 +231,15 @@ class CustomerXref(pa.DataFrameModel):
         strict = False
 
 
+class LegalEntitySubsidiary(pa.DataFrameModel):
+    subsidiary_id: Series[pd.StringDtype] = pa.Field(nullable=False, coerce=True, unique=True)
+    legal_entity: Series[pd.StringDtype] = _text(nullable=False)
+    origin: Series[pd.StringDtype] = _text(nullable=False, isin=["erp", "override"])
+
+    class Config:
+        strict = False
+
+
 class LifecycleEvent(pa.DataFrameModel):
     correlation_id: Series[pd.StringDtype] = _text(nullable=False)
     stage: Series[pd.StringDtype] = _text(nullable=False, isin=list(LIFECYCLE_STAGES))
@@ -265,6 +274,7 @@ CANONICAL_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "credit_note": CreditNote,
     "revenue_event": RevenueEvent,
     "customer_xref": CustomerXref,
+    "legal_entity_subsidiary": LegalEntitySubsidiary,
     "lifecycle_event": LifecycleEvent,
     "validation_issue": ValidationIssue,
 }

@@ -28,6 +28,7 @@ _RECORD_COLUMNS = {
     "revenue_event": ("source_system", "invoice_line_id"),
     "customer_xref": (None, "xref_id"),
     "lifecycle_event": ("system", "record_id"),
+    "legal_entity_subsidiary": (None, "subsidiary_id"),
 }
 # The billing record an ERP row is reconciled against: its findings are held back as well.
 _BILLING_LINK = {

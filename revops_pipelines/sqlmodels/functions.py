@@ -26,6 +26,15 @@ _MACROS = {
         "CAST(ROUND(CAST(CAST(amount AS VARCHAR) AS DECIMAL(38, 9))"
         " * minor_factor(exponent), 0) AS BIGINT))",
     ),
+    # A billing amount (Stripe minor units, as text) in the canonical unit, ISO 4217 minor units.
+    # `shift` is the ISO exponent minus billing's (seeds.currency_exponents): 0 for most
+    # currencies, -2 for ISK (Stripe counts hundredths of a krona), 2 for MGA (Stripe has none).
+    "billing_minor": (
+        "(amount, shift)",
+        "CASE WHEN coalesce(shift, 0) = 0 THEN CAST(CAST(amount AS DECIMAL(38, 0)) AS BIGINT) "
+        "WHEN shift > 0 THEN CAST(CAST(amount AS DECIMAL(38, 0)) AS BIGINT) * minor_factor(shift) "
+        "ELSE CAST(ROUND(CAST(amount AS DECIMAL(38, 0)) / minor_factor(-shift), 0) AS BIGINT) END",
+    ),
     "unix_to_utc": ("(seconds)", "CAST(to_timestamp(CAST(seconds AS BIGINT)) AS TIMESTAMPTZ)"),
     "sf_bool": ("(value)", "CAST(value AS BOOLEAN)"),
     "ns_bool": (

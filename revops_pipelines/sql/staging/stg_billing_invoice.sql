@@ -1,4 +1,6 @@
 -- Billing invoices; tax is the sum of total_taxes[].amount (the API has no tax field).
+-- Money in ISO 4217 minor units (billing_minor): Stripe's own exponent differs for a few
+-- currencies; `minor_shift` carries it to the lines.
 -- `lines` is the parsed lines object, unnested by stg_billing_invoice_line: one parse per payload.
 with parsed as (
     select
@@ -30,15 +32,15 @@ select
     p.number,
     p.status,
     upper(p.currency) as currency,
-    cast(cast(p.subtotal as decimal(38, 0)) as bigint) as subtotal_minor,
-    cast(
-        coalesce(list_sum(list_transform(p.total_taxes, lambda t: cast(t.amount as decimal(38, 0)))), 0)
-        as bigint
+    billing_minor(p.subtotal, shift) as subtotal_minor,
+    billing_minor(
+        coalesce(list_sum(list_transform(p.total_taxes, lambda t: cast(t.amount as decimal(38, 0)))), 0),
+        shift
     ) as tax_minor,
-    cast(cast(p.total as decimal(38, 0)) as bigint) as total_minor,
-    cast(cast(p.amount_due as decimal(38, 0)) as bigint) as amount_due_minor,
-    cast(cast(p.amount_paid as decimal(38, 0)) as bigint) as amount_paid_minor,
-    cast(cast(p.amount_remaining as decimal(38, 0)) as bigint) as amount_remaining_minor,
+    billing_minor(p.total, shift) as total_minor,
+    billing_minor(p.amount_due, shift) as amount_due_minor,
+    billing_minor(p.amount_paid, shift) as amount_paid_minor,
+    billing_minor(p.amount_remaining, shift) as amount_remaining_minor,
     unix_to_utc(p.created) as created_at,
     unix_to_utc(p.period_start) as period_start,
     unix_to_utc(p.period_end) as period_end,
@@ -47,5 +49,10 @@ select
     unix_to_utc(p.status_transitions.voided_at) as voided_at,
     p.status_transitions.finalized_at is not null as is_finalized,
     is_deleted,
+    shift as minor_shift,
     p.lines
-from parsed
+from (
+    select parsed.*, ce.exponent - ce.billing_exponent as shift
+    from parsed
+    left join seeds.currency_exponents as ce on ce.currency = upper(parsed.p.currency)
+)

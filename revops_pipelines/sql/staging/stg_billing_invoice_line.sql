@@ -3,6 +3,7 @@ with numbered as (
     select
         invoice_id,
         is_deleted,
+        minor_shift,
         unnest(lines.data) as line,
         unnest(generate_series(1, len(lines.data))) as line_number
     from {{ ref('stg_billing_invoice') }}
@@ -17,7 +18,7 @@ select
     p.sku,
     l.line.description as description,
     cast(l.line.quantity as double) as quantity,
-    cast(cast(l.line.amount as decimal(38, 0)) as bigint) as amount_minor,
+    billing_minor(l.line.amount, l.minor_shift) as amount_minor,
     upper(l.line.currency) as currency,
     unix_to_utc(l.line.period."start") as period_start,
     unix_to_utc(l.line.period."end") as period_end,

@@ -1,5 +1,7 @@
 -- Billing invoice payments as typed columns: the invoice paid, amount paid and requested, status,
 -- paid time.
+-- Stripe amounts become ISO 4217 minor units (billing_minor); amount_paid is null until the
+-- payment is paid.
 with parsed as (
     select
         id,
@@ -17,8 +19,8 @@ with parsed as (
 select
     id as invoice_payment_id,
     p.invoice as invoice_id,
-    cast(cast(p.amount_paid as decimal(38, 0)) as bigint) as amount_paid_minor,
-    cast(cast(p.amount_requested as decimal(38, 0)) as bigint) as amount_requested_minor,
+    billing_minor(p.amount_paid, ce.exponent - ce.billing_exponent) as amount_paid_minor,
+    billing_minor(p.amount_requested, ce.exponent - ce.billing_exponent) as amount_requested_minor,
     upper(p.currency) as currency,
     p.status,
     coalesce(p.is_default, false) as is_default,
@@ -28,3 +30,4 @@ select
     unix_to_utc(p.created) as created_at,
     is_deleted
 from parsed
+left join seeds.currency_exponents as ce on ce.currency = upper(p.currency)

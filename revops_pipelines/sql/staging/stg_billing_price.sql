@@ -1,10 +1,11 @@
 -- Billing prices as typed columns: product, currency, unit amount in minor units, recurring
 -- interval.
+-- Stripe amounts become ISO 4217 minor units (billing_minor).
 select
     r.id as price_id,
     r.payload->>'$.product' as product_id,
     upper(r.payload->>'$.currency') as currency,
-    cast(cast(r.payload->>'$.unit_amount' as decimal(38, 0)) as bigint) as unit_amount_minor,
+    billing_minor(r.payload->>'$.unit_amount', ce.exponent - ce.billing_exponent) as unit_amount_minor,
     r.payload->>'$.type' as price_type,
     r.payload->>'$.recurring.interval' as interval,
     cast(r.payload->>'$.recurring.interval_count' as integer) as interval_count,
@@ -12,3 +13,4 @@ select
     unix_to_utc(r.payload->>'$.created') as created_at,
     coalesce(r.deleted, false) as is_deleted
 from {{ source('raw', 'billing_prices') }} as r
+left join seeds.currency_exponents as ce on ce.currency = upper(r.payload->>'$.currency')

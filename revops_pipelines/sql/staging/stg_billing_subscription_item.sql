@@ -26,7 +26,7 @@ typed as (
         item.price.id as price_id,
         item.price.product as product_id,
         cast(item.quantity as double) as quantity,
-        cast(cast(item.price.unit_amount as decimal(38, 0)) as bigint) as unit_amount_minor,
+        billing_minor(item.price.unit_amount, ce.exponent - ce.billing_exponent) as unit_amount_minor,
         item.price.recurring.interval as interval,
         coalesce(item.price.recurring.interval_count, 1) as interval_count,
         upper(item.price.currency) as currency,
@@ -34,6 +34,7 @@ typed as (
         unix_to_utc(item.current_period_end) as current_period_end,
         is_deleted
     from items
+    left join seeds.currency_exponents as ce on ce.currency = upper(item.price.currency)
 )
 
 select
