@@ -59,7 +59,7 @@ def _in_krona(tmp_path: Path, *, billing_factor: int) -> Path:
         for record in records:
             text = json.dumps(record)
             ours = '"kwd"' in text or '"KWD"' in text or GULF_OPPORTUNITY in text
-            if ours and not path.name == "Account.jsonl":
+            if ours and path.name != "Account.jsonl":
                 keys, factor = {
                     "billing": (BILLING_MONEY, billing_factor),
                     "erp": (ERP_MONEY, 1000),
@@ -87,7 +87,8 @@ def test_isk_in_stripe_hundredths_gives_no_false_mismatch(tmp_path: Path) -> Non
     ).fetchall()
     assert totals == [("billing", 30_000), ("erp", 30_000)]  # 30 000 kr in ISO minor units
     paid = con.execute(
-        "SELECT source_system, amount_minor FROM canonical.payment WHERE currency = 'ISK' ORDER BY 1"
+        "SELECT source_system, amount_minor FROM canonical.payment "
+        "WHERE currency = 'ISK' ORDER BY 1"
     ).fetchall()
     assert paid == [("billing", 30_000), ("erp", 30_000)]
     assert con.execute("SELECT count(*) FROM reconciliation.findings").fetchone() == (0,)
