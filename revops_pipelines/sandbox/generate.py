@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from revops_pipelines.sandbox.generate_drift import Truth, drift_count, inject_drift
+from revops_pipelines.sandbox.generate_nulls import blank_optional_fields
 from revops_pipelines.sandbox.generate_world import (
     AS_OF,
     DAY,
@@ -37,6 +38,7 @@ def generate_state(
         raise ValueError(f"drift_rate {drift_rate} must be between 0 and 1")
     world = build_world(customers=customers, months=months, seed=seed)
     truths = inject_drift(world, count=drift_count(customers=customers, drift_rate=drift_rate))
+    blank_optional_fields(world)
     _add_events(world)
 
     out = Path(out)

@@ -126,6 +126,7 @@ def inject_drift(world: World, *, count: int) -> list[Truth]:
             truth = INJECTORS[code](world, customer, variant)
             if truth is not None:
                 del pool[i]
+                world.drifted.add(customer.index)
                 truths.append({"drift_type": code, **truth})
                 break
         else:

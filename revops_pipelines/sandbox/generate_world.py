@@ -322,6 +322,8 @@ class World:
     erp_items: dict[str, dict] = field(default_factory=dict)
     prices: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     names_taken: set[tuple[str, str]] = field(default_factory=set)
+    # Customers a drift injection changed (their index): the nulls pass leaves them alone.
+    drifted: set[int] = field(default_factory=set)
 
     def add(self, file: str, record: dict) -> dict:
         key = record["Id"] if file.startswith("crm/") else record["id"]

@@ -9,20 +9,22 @@ WITH live AS (
         nullif(trim(billing_customer_id), '') AS billing_link,
         upper(nullif(trim(country), '')) AS country_norm
     FROM {{ ref('customer') }}
-    WHERE NOT coalesce(is_deleted, false) AND name_norm IS NOT NULL
+    WHERE NOT coalesce(is_deleted, false)
 ),
 
+-- A record without a name (the real APIs allow it) still pairs through its links, but is
+-- nobody's copy: copies are found by name.
 ranked AS (
     SELECT
         *,
-        row_number() OVER (
+        CASE WHEN name_norm IS NULL THEN 1 ELSE row_number() OVER (
             PARTITION BY source_system, name_norm, coalesce(email_norm, ''), coalesce(country_norm, '')
             ORDER BY created_at NULLS LAST, source_id
-        ) AS copy_no,
-        first_value(source_id) OVER (
+        ) END AS copy_no,
+        CASE WHEN name_norm IS NULL THEN source_id ELSE first_value(source_id) OVER (
             PARTITION BY source_system, name_norm, coalesce(email_norm, ''), coalesce(country_norm, '')
             ORDER BY created_at NULLS LAST, source_id
-        ) AS original_id
+        ) END AS original_id
     FROM live
 ),
 
