@@ -5,6 +5,10 @@ Raw tables are generated inside DuckDB (generate_series → JSON payloads in the
 by default 100k customers per system, 200k subscriptions, 1M invoices and 1M payments in
 billing, with the ERP holding a posted copy of every invoice and payment.
 
+Checks its own answer before printing figures (exit status 1 otherwise): every canonical table
+holds the rows generated for it, and billing and the ERP agree on the money of every currency
+(invoice totals, tax and payments, in the canonical minor unit), as the copies were made so.
+
     python benchmarks/models.py [--scale 1.0] [--db PATH]
 """
 
@@ -235,6 +239,51 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     return {"customers": customers, "subscriptions": subscriptions, "invoices": invoices}
 
 
+# Money per currency that billing and the ERP must agree on: (label, billing SQL, ERP SQL).
+MONEY_CHECKS = (
+    ("invoice total", "invoice", "total_minor"),
+    ("invoice tax", "invoice", "tax_minor"),
+    ("payments", "payment", "amount_minor"),
+)
+
+
+def check(con: duckdb.DuckDBPyConnection, sizes: dict[str, int]) -> list[str]:
+    """What differs from what was generated, as printable lines (none when right)."""
+    customers, subscriptions, invoices = (
+        sizes["customers"],
+        sizes["subscriptions"],
+        sizes["invoices"],
+    )
+    expected = {
+        "customer": 3 * customers,
+        "contract": subscriptions,
+        "subscription": subscriptions,
+        "subscription_item": subscriptions,
+        "product": 60,
+        "invoice": 2 * invoices,
+        "invoice_line": 2 * invoices,
+        "payment": 2 * invoices,
+        "legal_entity_subsidiary": 1,
+    }
+    wrong = []
+    for table, rows in expected.items():
+        found = con.execute(f"SELECT count(*) FROM canonical.{table}").fetchall()[0][0]
+        if found != rows:
+            wrong.append(f"  canonical.{table}: {found:,} rows, generated {rows:,}")
+    for label, table, column in MONEY_CHECKS:
+        differing = con.execute(
+            f"""
+            SELECT currency, sum({column}) FILTER (WHERE source_system = 'billing'),
+                   sum({column}) FILTER (WHERE source_system = 'erp')
+            FROM canonical.{table} GROUP BY currency
+            HAVING sum({column}) FILTER (WHERE source_system = 'billing')
+                IS DISTINCT FROM sum({column}) FILTER (WHERE source_system = 'erp')
+            """
+        ).fetchall()
+        wrong += [f"  {label} in {c}: billing {b}, ERP {e}" for c, b, e in differing]
+    return wrong
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -261,7 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         started, cpu_started = time.perf_counter(), _cpu_seconds()
         counts = run_models(con, models)
         elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
+        wrong = check(con, sizes)
         con.close()
+    if wrong:
+        print("FAILED: the canonical tables are not what was generated:")
+        print("\n".join(wrong))
+        return 1
+    print("canonical rows and billing/ERP money per currency are what was generated")
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"staging + canonical: {len(counts)} models in {elapsed:.1f} s wall, {cpu:.1f} s CPU")

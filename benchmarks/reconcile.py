@@ -1,9 +1,10 @@
 """Reconciliation at scale: canonical tables generated straight into DuckDB, then reconciled.
 
-Prints the wall time and peak RSS of the whole reconciliation (models + exception merge, in a
-fresh process), then compares the invoice step on the same tables with datacompy and with a
-bare DuckDB full-outer-join diff (each the median of --runs runs), and checks that all three
-find the same invoices.
+Checks its own answer first: the findings per code must equal the drift the generator put in
+(exit status 1 otherwise). Then prints the wall time and peak RSS of the whole reconciliation
+(models + exception merge, in a fresh process), and compares the invoice step on the same
+tables with datacompy and with a bare DuckDB full-outer-join diff (each the median of --runs
+runs), checking that all three find the same invoices.
 
     python benchmarks/reconcile.py --invoices 1000000
     python benchmarks/reconcile.py --invoices 10000000 --skip-datacompy
@@ -28,7 +29,6 @@ import duckdb
 from revops_pipelines.recon.exceptions import update_exceptions
 from revops_pipelines.recon.run import now_for, recon_vars, run_reconciliation
 from revops_pipelines.sqlmodels import load_models, run_models
-from revops_pipelines_tests.canonical_rows import create_canonical
 
 AS_OF = "2025-06-28"
 
@@ -54,6 +54,8 @@ FROM (
            'ap' || i || '@x.example', i FROM range($customers) t(i)
 );
 
+INSERT INTO canonical.legal_entity_subsidiary VALUES ('1', 'US01', 'erp');
+
 INSERT INTO canonical.product (source_system, source_id, sku, name, is_active, is_deleted)
 SELECT s, s || '-' || k, 'SKU-' || k, 'Product ' || k, true, false
 FROM range(10) t(k), (VALUES ('crm'), ('billing'), ('erp')) v(s);
@@ -66,20 +68,22 @@ SELECT 'crm', 'O' || s, 'A' || (s % $customers), 'Closed Won', true, true, DATE 
        'sub_' || s, 'Activated', false
 FROM range($subscriptions) t(s);
 
-INSERT INTO canonical.subscription (source_system, source_id, customer_id, crm_opportunity_id,
-    status, currency, created_at, cancel_at_period_end)
-SELECT 'billing', 'sub_' || s, 'cus_' || (s % $customers), 'O' || s, 'active', 'USD',
-       TIMESTAMPTZ '2025-01-02', false
+-- 0.3 % of subscriptions bill twice the quantity the opportunity sold.
+CREATE TEMP TABLE gen_item AS
+SELECT s, CASE WHEN bucket(s, 'qty') < 30 THEN 2 ELSE 1 END AS q,
+       (1200000 + (s % 7) * 120000) // 12 AS u
 FROM range($subscriptions) t(s);
+
+INSERT INTO canonical.subscription (source_system, source_id, customer_id, crm_opportunity_id,
+    status, currency, created_at, cancel_at_period_end, mrr_minor)
+SELECT 'billing', 'sub_' || s, 'cus_' || (s % $customers), 'O' || s, 'active', 'USD',
+       TIMESTAMPTZ '2025-01-02', false, q * u
+FROM gen_item;
 
 INSERT INTO canonical.subscription_item (source_system, source_id, subscription_id, sku,
     quantity, unit_amount_minor, interval, interval_count, monthly_amount_minor, currency)
 SELECT 'billing', 'si_' || s, 'sub_' || s, 'SKU-' || (s % 10), q, u, 'month', 1, q * u, 'USD'
-FROM (
-    SELECT s, CASE WHEN bucket(s, 'qty') < 30 THEN 2 ELSE 1 END AS q,
-           (1200000 + (s % 7) * 120000) // 12 AS u
-    FROM range($subscriptions) t(s)
-);
+FROM gen_item;
 
 CREATE TEMP TABLE gen_invoice AS
 SELECT i, 'in_' || i AS id, 'cus_' || ((i % $subscriptions) % $customers) AS customer_id,
@@ -140,6 +144,37 @@ FROM gen_invoice
 WHERE status = 'paid' AND d >= 30 AND NOT (bucket(i, 'pay') >= 10 AND bucket(i, 'pay') < 30);
 """
 
+# What GENERATE put in, per code, counted from the generator's own tables (not the findings).
+INJECTED = """
+SELECT code, n FROM (
+    SELECT
+        count(*) FILTER (WHERE d < 30) AS invoice_missing_in_erp,
+        count(*) FILTER (WHERE d >= 30 AND d < 50) AS invoice_amount_mismatch,
+        count(*) FILTER (WHERE d >= 50 AND d < 60) AS invoice_tax_mismatch,
+        count(*) FILTER (WHERE d >= 60 AND d < 65) AS invoice_currency_mismatch,
+        -- a payment finding on the invoice already explains its state
+        count(*) FILTER (WHERE d >= 65 AND d < 75
+            AND NOT (status = 'paid' AND bucket(i, 'pay') < 30)) AS invoice_status_mismatch,
+        count(*) FILTER (WHERE d >= 75 AND d < 80) AS invoice_duplicate_in_erp,
+        $invoices // 5000 AS invoice_orphan_in_erp,
+        count(*) FILTER (WHERE status = 'paid' AND d >= 30
+            AND bucket(i, 'pay') >= 10 AND bucket(i, 'pay') < 30) AS payment_missing_in_erp,
+        count(*) FILTER (WHERE status = 'paid' AND d >= 30 AND bucket(i, 'pay') < 10)
+            AS payment_amount_mismatch,
+        (SELECT count(*) FROM gen_item WHERE q = 2) AS subscription_amount_mismatch,
+        (SELECT count(*) FROM range($customers) t(i) WHERE bucket(i, 'name') < 50)
+            AS customer_attribute_mismatch
+    FROM gen_invoice
+) UNPIVOT (n FOR code IN (COLUMNS(*)))
+WHERE n > 0
+"""
+
+
+def create_canonical(con: duckdb.DuckDBPyConnection) -> None:
+    """Every canonical table, empty, as the project's own models make them (over empty raw)."""
+    run_models(con, [m for m in load_models() if m.schema in {"staging", "canonical"}])
+
+
 INVOICE_COLUMNS = ("currency", "total_minor", "tax_minor", "subtotal_minor", "state")
 
 # Billing and ERP invoices with one key name and comparable state, for the outside tools.
@@ -155,17 +190,24 @@ FROM canonical.invoice WHERE source_system = 'erp';
 """
 
 
-def generate(db: Path, *, customers: int, subscriptions: int, invoices: int) -> float:
+def generate(
+    db: Path, *, customers: int, subscriptions: int, invoices: int
+) -> tuple[float, dict[str, int]]:
+    """Writes the canonical tables; returns the time taken and the drift injected per code."""
     started = time.perf_counter()
     with duckdb.connect(str(db)) as con:
         create_canonical(con)
-        sql = (
-            GENERATE.replace("$customers", str(customers))
-            .replace("$subscriptions", str(subscriptions))
-            .replace("$invoices", str(invoices))
-        )
-        con.execute(sql)
-    return time.perf_counter() - started
+
+        def sized(sql: str) -> str:
+            return (
+                sql.replace("$customers", str(customers))
+                .replace("$subscriptions", str(subscriptions))
+                .replace("$invoices", str(invoices))
+            )
+
+        con.execute(sized(GENERATE))
+        injected = {code: int(n) for code, n in con.execute(sized(INJECTED)).fetchall()}
+    return time.perf_counter() - started, injected
 
 
 def reconcile_in_child(db: Path) -> dict:
@@ -186,6 +228,11 @@ def child(db: Path) -> None:
         models_s = time.perf_counter() - started
         summary = update_exceptions(con, now=datetime.now(UTC))
         total_s = time.perf_counter() - started
+        per_code = dict(
+            con.execute(
+                "SELECT drift_type, count(*) FROM reconciliation.findings GROUP BY ALL"
+            ).fetchall()
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     print(
         json.dumps(
@@ -195,7 +242,7 @@ def child(db: Path) -> None:
                 "peak_rss": peak,
                 "findings": counts["findings"],
                 "open": summary.open_total,
-                "by_type": summary.by_type,
+                "by_type": {code: int(n) for code, n in sorted(per_code.items())},
             }
         )
     )
@@ -274,7 +321,16 @@ def median_of(
     return statistics.median(times), keys
 
 
-def main() -> None:
+def check(found: dict[str, int], injected: dict[str, int]) -> list[str]:
+    """The codes whose count differs from what was injected, as printable lines."""
+    return [
+        f"  {code}: found {found.get(code, 0):,}, injected {injected.get(code, 0):,}"
+        for code in sorted(found.keys() | injected.keys())
+        if found.get(code, 0) != injected.get(code, 0)
+    ]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--subscriptions", type=int, default=200_000)
@@ -285,11 +341,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child(args.child)
-        return
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        gen_s = generate(
+        gen_s, injected = generate(
             db,
             customers=args.customers,
             subscriptions=args.subscriptions,
@@ -300,6 +356,12 @@ def main() -> None:
             f"{args.invoices:,} invoices (+ERP copies, payments) in {gen_s:.1f} s"
         )
         whole = reconcile_in_child(db)
+        wrong = check(whole["by_type"], injected)
+        if wrong:
+            print("FAILED: findings per code differ from the injected drift:")
+            print("\n".join(wrong))
+            return 1
+        print(f"findings per code equal the injected drift ({sum(injected.values()):,})")
         print(
             f"whole reconciliation: {whole['total_s']:.2f} s "
             f"(models {whole['models_s']:.2f} s), peak RSS {whole['peak_rss'] / 2**30:.2f} GiB, "
@@ -326,7 +388,9 @@ def main() -> None:
                 print(
                     f"  only ours: {sorted(ours - bare)[:5]}  only bare: {sorted(bare - ours)[:5]}"
                 )
+                return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
