@@ -2,10 +2,10 @@
 
 A state directory written by anyone may use every null the real APIs allow, so the generated
 worlds use them too, in a share of records: open invoice payments whose `amount_paid` is null,
-draft one-off invoices with no number, no parent and no transitions, billing customers with no
-email or address, subscriptions with empty metadata, ERP customers with no email, open
-opportunities with no Amount, credit notes with no reason. Only customers no drift injection
-touched are changed, and none of these nulls is drift, so the truth stays exact.
+draft one-off invoices with no number, no parent and no transitions, customers with no email
+(billing and so the ERP) or no address (billing and the CRM), subscriptions with empty
+metadata, open opportunities with no Amount, credit notes with no reason. Only customers no
+drift injection touched are changed, and none of these nulls is drift, so the truth stays exact.
 """
 
 from __future__ import annotations
@@ -21,13 +21,23 @@ def blank_optional_fields(world: World) -> None:
         if customer.index in world.drifted:
             continue
         billing, erp, account = customer.billing, customer.erp, customer.account
+        # A value the system of record holds and another system lacks is drift (the other side
+        # is behind), so each null is written where the value would have come from and copied
+        # on as provisioning copies it.
         if billing is not None and rng.random() < SHARE:
-            billing["email"] = None  # the ERP keeps the email it was given at provisioning
+            billing["email"] = None
+            if erp is not None:
+                erp["email"] = None  # the ERP customer is made from the billing customer
         if billing is not None and rng.random() < SHARE:
             billing["address"] = None
-        if erp is not None and rng.random() < SHARE:
-            erp["email"] = None
-        if rng.random() < SHARE:
+            account.update(
+                BillingStreet=None,
+                BillingCity=None,
+                BillingState=None,
+                BillingPostalCode=None,
+                BillingCountry=None,
+            )
+        elif rng.random() < SHARE:
             account.update(BillingStreet=None, BillingCity=None, BillingPostalCode=None)
         for deal in customer.deals:
             sub = deal.subscription

@@ -173,16 +173,14 @@ with_sor AS (
     FROM group_field
 ),
 
--- A value a system does not hold (null, as the real APIs allow: no email, no address) is not a
--- different value: only two values that both exist can disagree.
 compared AS (
     SELECT *,
         crm_id IS NOT NULL AND crm_rank IS NOT NULL AND sor_system <> 'crm'
-            AND coalesce(crm_n <> sor_norm, false) AS crm_differs,
+            AND crm_n IS DISTINCT FROM sor_norm AS crm_differs,
         billing_id IS NOT NULL AND billing_rank IS NOT NULL AND sor_system <> 'billing'
-            AND coalesce(billing_n <> sor_norm, false) AS billing_differs,
+            AND billing_n IS DISTINCT FROM sor_norm AS billing_differs,
         erp_id IS NOT NULL AND erp_rank IS NOT NULL AND sor_system <> 'erp'
-            AND coalesce(erp_n <> sor_norm, false) AS erp_differs
+            AND erp_n IS DISTINCT FROM sor_norm AS erp_differs
     FROM (
         SELECT *,
             CASE sor_system WHEN 'crm' THEN crm WHEN 'billing' THEN billing WHEN 'erp' THEN erp END
