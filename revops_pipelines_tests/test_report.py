@@ -219,7 +219,8 @@ def test_records_not_reconciled_from_both_quarantines(tmp_path) -> None:
         [[T1], [T1]],
     )
     con.execute(
-        "CREATE TABLE canonical.quarantine (table_name VARCHAR, source_system VARCHAR, "
+        # reconciliation made an empty one (findings read it); these rows stand for the checks'
+        "CREATE OR REPLACE TABLE canonical.quarantine (table_name VARCHAR, source_system VARCHAR, "
         "source_id VARCHAR, column_name VARCHAR, rule VARCHAR, value VARCHAR, "
         "quarantined_at TIMESTAMPTZ)"
     )
