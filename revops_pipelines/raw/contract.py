@@ -255,6 +255,11 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_kind("datetime", "lastmodifieddate"),
     },
     "erp_currency": _kind("text", "symbol name"),
+    "erp_currencyrate": {
+        **_kind("text", "basecurrency transactioncurrency"),
+        **_kind("decimal", "exchangerate"),
+        **_kind("date", "effectivedate"),
+    },
     "erp_customer": {
         **_kind(
             "text",

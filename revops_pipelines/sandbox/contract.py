@@ -327,6 +327,11 @@ CONTRACT: dict[tuple[str, str], dict[str, Field]] = {
         **_fields("apply.items[].apply", "boolean"),
         **_fields("dateCreated lastModifiedDate", "iso_datetime"),
     },
+    ("erp", "currencyrate"): {
+        **_fields("baseCurrency transactionCurrency", "reference"),
+        **_fields("exchangeRate", "number"),
+        **_fields("effectiveDate", "date"),
+    },
     ("erp", "creditmemo"): {
         **_fields("externalId tranId", "text"),
         **_fields("tranDate", "date"),
