@@ -174,6 +174,8 @@ class FaultMiddleware:
 
     `max_in_flight` counts a request from arrival to answer, latency included, as an
     account's concurrency limit does; above it the request is refused as throttled.
+    `served` and `refused` count requests at the server, so tests can check a client's
+    pace where the API sees it.
     """
 
     def __init__(
@@ -192,6 +194,8 @@ class FaultMiddleware:
         self.bucket = TokenBucket(rate_limit) if rate_limit else None
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self.served = 0
+        self.refused = 0
         self._random = random.Random(seed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -203,6 +207,7 @@ class FaultMiddleware:
             return
         # One event loop serves the app: the counter needs no lock.
         if self.in_flight >= self.max_in_flight:
+            self.refused += 1
             await self.errors.rate_limited(1.0)(scope, receive, send)
             return
         self.in_flight += 1
@@ -215,8 +220,10 @@ class FaultMiddleware:
         if self.bucket is not None:
             wait = self.bucket.take()
             if wait > 0:
+                self.refused += 1
                 await self.errors.rate_limited(wait)(scope, receive, send)
                 return
+        self.served += 1
         faults = self.faults
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000.0)
