@@ -33,7 +33,7 @@ import duckdb
 from revops_pipelines.raw.extract import (
     STREAM_TABLES,
     StreamStats,
-    clients_from_settings,
+    client_from_settings,
     extract_all,
     stream_key,
 )
@@ -103,7 +103,7 @@ def expected_ids(state: Path, settings: Settings) -> dict[str, set[str] | int]:
         expected[stream_key("crm", name)] = state_ids(state, "crm", spec.source)
     for name, spec in STREAM_TABLES["billing"][0].items():
         expected[stream_key("billing", name)] = state_ids(state, "billing", spec.source)
-    erp = clients_from_settings(settings)["erp"]
+    erp = client_from_settings(settings, "erp")
     try:
         for name, spec in STREAM_TABLES["erp"][0].items():
             if name in ERP_FILES:
@@ -142,7 +142,7 @@ def state_records(state: Path, system: str, name: str) -> list[dict]:
 def change_customers(settings: Settings, state: Path, share: float) -> dict[str, dict[str, str]]:
     """Rename `share` of each system's live customers through its API: system → id → name."""
     step = max(1, round(1 / share))
-    clients = clients_from_settings(settings)
+    clients = {system: client_from_settings(settings, system) for system in SYSTEMS}
     billing, crm, erp = clients["billing"], clients["crm"], clients["erp"]
     changed: dict[str, dict[str, str]] = {system: {} for system in SYSTEMS}
     try:

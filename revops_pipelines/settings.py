@@ -62,7 +62,11 @@ class Settings:
     crm_rate_limit: float = 50.0
     billing_rate_limit: float = 100.0
     erp_rate_limit: float = 50.0
+    # Requests the ERP serves at once for one account (NetSuite: 5 on a standard account).
+    erp_max_concurrency: int = 5
     extract_workers: int = 4
+    # How long a DuckDB writer waits for another process to let go of the file.
+    duckdb_lock_timeout_s: float = 120.0
     max_attempts: int = 6
 
     tolerance_minor: dict[str, int] = field(default_factory=dict)
@@ -123,8 +127,12 @@ class Settings:
             crm_rate_limit=float(get("CRM_RATE_LIMIT", str(cls.crm_rate_limit))),
             billing_rate_limit=float(get("BILLING_RATE_LIMIT", str(cls.billing_rate_limit))),
             erp_rate_limit=float(get("ERP_RATE_LIMIT", str(cls.erp_rate_limit))),
+            erp_max_concurrency=int(get("ERP_MAX_CONCURRENCY", str(cls.erp_max_concurrency))),
             extract_workers=int(get("EXTRACT_WORKERS", str(cls.extract_workers))),
             max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
+            duckdb_lock_timeout_s=float(
+                get("DUCKDB_LOCK_TIMEOUT_S", str(cls.duckdb_lock_timeout_s))
+            ),
             tolerance_minor=_parse_tolerances(get("TOLERANCE_MINOR", "")),
             name_match_threshold=float(get("NAME_MATCH_THRESHOLD", str(cls.name_match_threshold))),
             as_of=get("AS_OF", ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +18,7 @@ from revops_pipelines.connectors.billing import BillingClient
 from revops_pipelines.connectors.crm import CrmClient
 from revops_pipelines.connectors.erp import ErpClient
 from revops_pipelines.raw import store
-from revops_pipelines.raw.extract import STREAM_TABLES, extract_stream, stream_key
+from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_streams, stream_key
 from revops_pipelines.sandbox.serve import running_sandbox
 
 HAS_ERP = importlib.util.find_spec("revops_pipelines.sandbox.erp") is not None
@@ -28,23 +29,34 @@ FAST = {"rate_limit": 0, "backoff_initial": 0.02, "backoff_max": 0.5, "max_attem
 WHOLE = ("erp_currency", "erp_currencyrate", "erp_subsidiary")
 
 
-def make_clients(urls, **options) -> dict[str, BaseClient]:
+def make_client(urls, system: str, **options) -> BaseClient:
     options = {**FAST, **options}
-    return {
-        "crm": CrmClient(urls.crm, client_id="test-client", client_secret="secret", **options),
-        "billing": BillingClient(urls.billing, api_key="sk_test_e2e", **options),
-        "erp": ErpClient(urls.erp, token="erp-token", **options),
-    }
+    if system == "crm":
+        return CrmClient(urls.crm, client_id="test-client", client_secret="secret", **options)
+    if system == "billing":
+        return BillingClient(urls.billing, api_key="sk_test_e2e", **options)
+    return ErpClient(urls.erp, token="erp-token", **options)
 
 
-def extract(clients, con, *, run_id: str, systems=SYSTEMS, full_refresh=False) -> dict:
-    return {
-        stream_key(system, name): extract_stream(
-            clients[system], con, name, run_id=run_id, full_refresh=full_refresh
+def make_clients(urls, **options) -> dict[str, BaseClient]:
+    return {system: make_client(urls, system, **options) for system in SYSTEMS}
+
+
+def extract(urls, con, *, run_id: str, systems=SYSTEMS, full_refresh=False, **options) -> dict:
+    """Every stream of `systems` read at the same time, as the extract step reads them."""
+    streams = [(system, name) for system in systems for name in STREAM_TABLES[system][0]]
+    results = dict(
+        extract_streams(
+            lambda system: make_client(urls, system, **options),
+            con,
+            streams,
+            run_id=run_id,
+            full_refresh=full_refresh,
         )
-        for system in systems
-        for name in STREAM_TABLES[system][0]
-    }
+    )
+    failed = {key: error for key, error in results.items() if isinstance(error, Exception)}
+    assert not failed, failed
+    return results
 
 
 def payloads(con, key: str) -> dict[str, dict]:
@@ -73,8 +85,7 @@ def con():
 
 
 def test_full_extract_equals_the_state_files(sandbox, handwritten_state, con):
-    clients = make_clients(sandbox)
-    stats = extract(clients, con, run_id="r1", systems=("crm", "billing"))
+    stats = extract(sandbox, con, run_id="r1", systems=("crm", "billing"))
     for system in ("crm", "billing"):
         for name, spec in STREAM_TABLES[system][0].items():
             key = stream_key(system, name)
@@ -88,9 +99,8 @@ def test_full_extract_equals_the_state_files(sandbox, handwritten_state, con):
 
 @pytest.mark.skipif(not HAS_ERP, reason="sandbox ERP not in this checkout")
 def test_erp_rows_equal_the_suiteql_rows(sandbox, con):
-    clients = make_clients(sandbox)
-    stats = extract(clients, con, run_id="r1", systems=("erp",))
-    erp = clients["erp"]
+    stats = extract(sandbox, con, run_id="r1", systems=("erp",))
+    erp = make_client(sandbox, "erp")
     for name, spec in STREAM_TABLES["erp"][0].items():
         where = f" WHERE type = '{spec.options['type']}'" if "type" in spec.options else ""
         body, _ = erp.suiteql(f"SELECT * FROM {spec.source}{where}")
@@ -101,9 +111,8 @@ def test_erp_rows_equal_the_suiteql_rows(sandbox, con):
 
 
 def test_second_run_reads_no_records_only_cursor_probes(sandbox, con):
-    clients = make_clients(sandbox)
-    extract(clients, con, run_id="r1")
-    second = extract(clients, con, run_id="r2")
+    extract(sandbox, con, run_id="r1")
+    second = extract(sandbox, con, run_id="r2")
     for key, stats in second.items():
         if key in WHOLE:
             # No change column (currency, currencyrate) or no stamps here (subsidiary):
@@ -115,8 +124,7 @@ def test_second_run_reads_no_records_only_cursor_probes(sandbox, con):
 
 
 def test_changes_made_through_the_apis_are_the_only_records_read(sandbox, con):
-    clients = make_clients(sandbox)
-    extract(clients, con, run_id="r1")
+    extract(sandbox, con, run_id="r1")
     created = httpx.post(
         f"{sandbox.billing}/v1/customers",
         data={"name": "Newco", "email": "ap@newco.example", "metadata[legal_entity]": "US01"},
@@ -143,7 +151,7 @@ def test_changes_made_through_the_apis_are_the_only_records_read(sandbox, con):
         )
         assert put.status_code == 204, put.text
 
-    second = extract(clients, con, run_id="r2")
+    second = extract(sandbox, con, run_id="r2")
     read = {key: s.fetched for key, s in second.items() if s.fetched and key not in WHOLE}
     expected = {"billing_customers": 1, "crm_account": 1}
     if HAS_ERP:
@@ -160,7 +168,7 @@ def test_faults_do_not_change_what_is_extracted(handwritten_state, tmp_path):
     calm_state = tmp_path / "calm"
     shutil.copytree(handwritten_state, calm_state)
     with running_sandbox(calm_state, seed=1) as urls, duckdb.connect(":memory:") as calm:
-        extract(make_clients(urls), calm, run_id="calm")
+        extract(urls, calm, run_id="calm")
         expected = {key: payloads(calm, key) for key in _all_keys()}
 
     faults = "error_rate=0.1,token_ttl_s=0.3,lost_reply_rate=0.05"
@@ -170,10 +178,9 @@ def test_faults_do_not_change_what_is_extracted(handwritten_state, tmp_path):
         ) as urls,
         duckdb.connect(":memory:") as noisy,
     ):
-        clients = make_clients(urls)
-        extract(clients, noisy, run_id="noisy")
+        stats = extract(urls, noisy, run_id="noisy")
         got = {key: payloads(noisy, key) for key in _all_keys()}
-        retries = sum(c.stats.retries for c in clients.values())
+        retries = sum(s.retries for s in stats.values())
     assert got == expected
     assert retries > 0
 
@@ -182,51 +189,131 @@ def _all_keys() -> list[str]:
     return [stream_key(system, name) for system in SYSTEMS for name in STREAM_TABLES[system][0]]
 
 
-def test_crash_between_fetch_and_store_loses_and_doubles_nothing(sandbox, con, monkeypatch):
-    clients = make_clients(sandbox)
+def test_two_streams_of_one_system_read_together_stay_within_its_rate_limit(handwritten_state, con):
+    from revops_pipelines.sandbox.faults import parse_faults
+    from revops_pipelines.sandbox.serve import SandboxServer, build_apps
+    from revops_pipelines.sandbox.state import Credentials, StateStore
+
+    rate = 3.0
+    apps = build_apps(
+        StateStore.load(handwritten_state),
+        credentials=Credentials(),
+        faults=parse_faults(None),
+        rate_limits={"billing": rate},
+        seed=1,
+    )
+    server = SandboxServer(apps)
+    urls = server.start()
+    try:
+        started = time.monotonic()
+        # Each stream has its own client, as in the extract step; both at the API's rate.
+        results = dict(
+            extract_streams(
+                lambda system: make_client(urls, system, rate_limit=rate),
+                con,
+                [("billing", "invoices"), ("billing", "customers")],
+                run_id="paced",
+            )
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    billing = apps["billing"]
+    assert all(isinstance(s, StreamStats) and s.new > 0 for s in results.values()), results
+    assert billing.served == sum(s.requests for s in results.values()) > 2 * rate
+    # Counted at the sandbox: nothing refused, and no more than its bucket allows.
+    assert billing.refused == 0
+    assert billing.served <= rate + rate * elapsed
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_crash_between_fetch_and_store_loses_and_doubles_nothing(system, sandbox, con, monkeypatch):
     real_write = store.write_batch
+    keys = [stream_key(system, name) for name in STREAM_TABLES[system][0]]
 
-    def crash(*args, **kwargs):
-        raise OSError("simulated crash before the rows were stored")
+    def crash_on_cursor(*args, **kwargs):
+        # Batches without the cursor are stored; the one that would move it never is.
+        if kwargs.get("cursor") is not None:
+            raise OSError("simulated crash before the rows were stored")
+        return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(store, "write_batch", crash)
-    with pytest.raises(OSError):
-        extract_stream(clients["billing"], con, "invoices", run_id="crashed")
+    monkeypatch.setattr(store, "write_batch", crash_on_cursor)
+    streams = [(system, name) for name in STREAM_TABLES[system][0]]
+    crashed = dict(
+        extract_streams(lambda s: make_client(sandbox, s), con, streams, run_id="crashed")
+    )
+    assert all(isinstance(outcome, OSError) for outcome in crashed.values()), crashed
     monkeypatch.setattr(store, "write_batch", real_write)
-    assert store.read_cursor(con, "billing_invoices") is None
-    first = extract_stream(clients["billing"], con, "invoices", run_id="rerun")
-    again = extract_stream(clients["billing"], con, "invoices", run_id="again")
-    total, distinct = con.execute(
-        "SELECT count(*), count(DISTINCT id) FROM raw.billing_invoices"
-    ).fetchone()
-    assert total == distinct == first.new > 0
-    assert again.fetched == 0
+    assert all(store.read_cursor(con, key) is None for key in keys)
+
+    first = extract(sandbox, con, run_id="rerun", systems=(system,))
+    again = extract(sandbox, con, run_id="again", systems=(system,))
+    clean = duckdb.connect(":memory:")
+    extract(sandbox, clean, run_id="clean", systems=(system,))
+    for key in keys:
+        total, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT id) FROM raw.{key}"
+        ).fetchone()
+        assert total == distinct, key
+        assert payloads(con, key) == payloads(clean, key), key
+        assert store.read_cursor(con, key) is not None, key
+        if key not in WHOLE:
+            assert again[key].fetched == 0, key
+    assert sum(first[key].fetched for key in keys) > 0
+
+
+def _resources(urls, path: Path) -> dict:
+    from revops_pipelines.defs.resources import (
+        BillingResource,
+        CrmResource,
+        DuckDBResource,
+        ErpResource,
+    )
+
+    return {
+        "crm": CrmResource(url=urls.crm, client_id="a", client_secret="b"),
+        "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
+        "erp": ErpResource(url=urls.erp, token="erp-token"),
+        "duckdb": DuckDBResource(path=str(path)),
+    }
 
 
 def test_dagster_assets_materialize_with_metadata_and_quarantine_check(sandbox, tmp_path):
-    from revops_pipelines.defs.extract import extract_assets
-    from revops_pipelines.defs.resources import BillingResource, CrmResource, DuckDBResource
+    from revops_pipelines.defs.extract import extract as extract_step
 
     wanted = {dg.AssetKey(["raw", "billing_invoices"]), dg.AssetKey(["raw", "crm_account"])}
-    assets = [a for a in extract_assets if a.key in wanted]
     path = tmp_path / "revops.duckdb"  # a file named raw.duckdb would clash with schema raw
     result = dg.materialize(
-        assets,
-        resources={
-            "crm": CrmResource(url=sandbox.crm, client_id="a", client_secret="b"),
-            "billing": BillingResource(url=sandbox.billing, api_key="sk_test_dg"),
-            "duckdb": DuckDBResource(path=str(path)),
-        },
+        [extract_step], selection=list(wanted), resources=_resources(sandbox, path)
     )
     assert result.success
-    by_key = {
-        m.asset_key: m.metadata for m in result.asset_materializations_for_node("raw__crm_account")
-    }
+    by_key = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("extract")}
+    assert set(by_key) == wanted
     meta = by_key[dg.AssetKey(["raw", "crm_account"])]
     assert meta["dagster/row_count"].value == meta["rows_new"].value > 0
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} == {"quarantine_empty"}
+    assert {(c.asset_key, c.check_name) for c in checks} == {
+        (key, "quarantine_empty") for key in wanted
+    }
     assert all(c.passed for c in checks)
+
+
+def test_a_failing_stream_fails_the_step_after_the_others_are_stored(sandbox, tmp_path):
+    from revops_pipelines.defs.extract import extract as extract_step
+    from revops_pipelines.defs.resources import ErpResource
+
+    resources = _resources(sandbox, tmp_path / "revops.duckdb")
+    # Every ERP request is answered 404, which no retry mends.
+    resources["erp"] = ErpResource(url=f"{sandbox.erp}/nowhere", token="erp-token")
+    wanted = [dg.AssetKey(["raw", "erp_customer"]), dg.AssetKey(["raw", "billing_customers"])]
+    result = dg.materialize(
+        [extract_step], selection=wanted, resources=resources, raise_on_error=False
+    )
+    assert not result.success
+    stored = {m.asset_key for m in result.asset_materializations_for_node("extract")}
+    assert stored == {dg.AssetKey(["raw", "billing_customers"])}
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "erp_customer: erp 404" in failure.event_specific_data.error.to_string()
 
 
 def test_generated_scenario_extracts_completely_and_then_reads_nothing(tmp_path, con):
@@ -235,8 +322,8 @@ def test_generated_scenario_extracts_completely_and_then_reads_nothing(tmp_path,
     state = tmp_path / "generated"
     generate_state(state, customers=30, months=3, seed=11, drift_rate=0.1)
     with running_sandbox(state, seed=5) as urls:
-        clients = make_clients(urls, workers=3)
-        first = extract(clients, con, run_id="r1")
+        clients = make_clients(urls)
+        first = extract(urls, con, run_id="r1", workers=3)
         for system in ("crm", "billing"):
             for name, spec in STREAM_TABLES[system][0].items():
                 key = stream_key(system, name)
@@ -247,5 +334,5 @@ def test_generated_scenario_extracts_completely_and_then_reads_nothing(tmp_path,
             body, _ = clients["erp"].suiteql(f"SELECT * FROM {spec.source}{where}")
             assert len(payloads(con, stream_key("erp", name))) == body["totalResults"], name
         assert first["billing_invoices"].new > 30
-        second = extract(clients, con, run_id="r2")
+        second = extract(urls, con, run_id="r2", workers=3)
     assert {k: s.fetched for k, s in second.items() if s.fetched and k not in WHOLE} == {}

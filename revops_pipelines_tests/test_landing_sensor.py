@@ -90,9 +90,9 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     assert len(result.run_requests) == 3
     assert len({r.run_key for r in result.run_requests}) == 3
     first = result.run_requests[0]
-    files = first.run_config["ops"]["raw__crm_opportunity"]["config"]["notified_files"]
-    assert [Path(f).name for f in files] == ["msg_0.json", "msg_1.json"]
-    assert set(first.run_config["ops"]) == {"raw__crm_opportunity"}
+    notified = first.run_config["ops"]["extract"]["config"]["notified_files"]
+    assert [Path(f).name for f in notified["crm_opportunity"]] == ["msg_0.json", "msg_1.json"]
+    assert set(notified) == {"crm_opportunity"}
     selected = {key.to_user_string() for key in first.asset_selection}
     assert "raw/crm_opportunity" in selected and "recon/report" in selected
     assert "raw/billing_invoices" not in selected
@@ -102,7 +102,9 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     assert restarted.run_requests == [] and restarted.cursor == result.cursor
     land(tmp_path, "billing", "evt_new", billing_event("evt_new", "invoice", "in_1"), mtime_s=base)
     later = evaluate(sensor, defs, result.cursor)
-    assert [list(r.run_config["ops"]) for r in later.run_requests] == [["raw__billing_invoices"]]
+    assert [
+        list(r.run_config["ops"]["extract"]["config"]["notified_files"]) for r in later.run_requests
+    ] == [["billing_invoices"]]
     # The same batch gives the same run key: Dagster's backstop against doubles.
     assert (
         later.run_requests[0].run_key
@@ -195,8 +197,13 @@ def test_repeated_and_out_of_order_events_leave_raw_equal_to_the_api(handwritten
 
 
 def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, tmp_path, defs):
-    from revops_pipelines.defs.extract import extract_assets
-    from revops_pipelines.defs.resources import BillingResource, DuckDBResource
+    from revops_pipelines.defs.extract import extract
+    from revops_pipelines.defs.resources import (
+        BillingResource,
+        CrmResource,
+        DuckDBResource,
+        ErpResource,
+    )
 
     landing_dir = tmp_path / "landing"
     with (
@@ -210,18 +217,22 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
         touched = httpx.post(f"{urls.billing}/_sandbox/changes/new-invoice").json()["touched"]
         assert urls.deliverer.wait_idle(20)
         (request,) = evaluate(build_landing_sensor(landing_dir), defs, None).run_requests
-        ops = set(request.run_config["ops"])
-        assets = [a for a in extract_assets if a.op.name in ops]
+        streams = set(request.run_config["ops"]["extract"]["config"]["notified_files"])
+        raw = [key for key in request.asset_selection if key.path[0] == "raw"]
         path = tmp_path / "revops.duckdb"
         result = dg.materialize(
-            assets,
+            [extract],
+            selection=raw,
             run_config=request.run_config,
             resources={
+                "crm": CrmResource(url=urls.crm, client_id="a", client_secret="b"),
                 "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
+                "erp": ErpResource(url=urls.erp, token="t"),
                 "duckdb": DuckDBResource(path=str(path)),
             },
         )
-    assert result.success and ops == {"raw__billing_invoices"}
+    assert result.success and streams == {"billing_invoices"}
+    assert raw == [dg.AssetKey(["raw", "billing_invoices"])]
     with duckdb.connect(str(path), read_only=True) as con:
         assert list(payloads(con, "billing_invoices")) == [touched[0]["id"]]
         assert con.execute("SELECT count(*) FROM raw._cursors").fetchone()[0] == 0

@@ -10,7 +10,9 @@ import email.utils
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +76,7 @@ class ClientStats:
 
 
 class RateLimiter:
-    """Spaces requests evenly at `rate` per second across all threads of one client."""
+    """Spaces requests evenly at `rate` per second across all threads that share it."""
 
     def __init__(
         self,
@@ -98,6 +100,47 @@ class RateLimiter:
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+
+
+class Allowance:
+    """What one system's API allows this process: requests a second, and requests at once.
+
+    Every client of the same system, URL and limits takes its turns from one Allowance
+    (`shared_allowance`), so streams of one system read at the same time share the API's
+    limit instead of each using all of it.
+    """
+
+    def __init__(self, rate: float, max_concurrency: int = 0, *, sleep: Sleep = time.sleep):
+        self.limiter = RateLimiter(rate, sleep=sleep)
+        self._gate = threading.BoundedSemaphore(max_concurrency) if max_concurrency > 0 else None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold a concurrency slot (if limited) and wait for the next rate slot."""
+        if self._gate is None:
+            self.limiter.acquire()
+            yield
+            return
+        with self._gate:
+            self.limiter.acquire()
+            yield
+
+
+_allowances: weakref.WeakValueDictionary[tuple[Any, ...], Allowance] = weakref.WeakValueDictionary()
+_allowances_lock = threading.Lock()
+
+
+def shared_allowance(
+    system: str, base_url: str, *, rate: float, max_concurrency: int = 0, sleep: Sleep = time.sleep
+) -> Allowance:
+    """The one Allowance of `system` at `base_url` in this process, made on first use."""
+    key = (system, base_url, rate, max_concurrency, sleep)
+    with _allowances_lock:
+        allowance = _allowances.get(key)
+        if allowance is None:
+            allowance = Allowance(rate, max_concurrency, sleep=sleep)
+            _allowances[key] = allowance
+        return allowance
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -164,7 +207,11 @@ PageIterator = Iterator[Page]
 
 
 class BaseClient:
-    """httpx transport with a client-side rate limit and a bounded tenacity retry policy."""
+    """httpx transport within the system's shared allowance, with a bounded retry policy.
+
+    `rate_limit` (requests a second) and `max_concurrency` (requests at once, 0 for no
+    limit) are the API's allowance, shared with every other client of the same system.
+    """
 
     system: str = "base"
     api_version: str = ""
@@ -174,6 +221,7 @@ class BaseClient:
         base_url: str,
         *,
         rate_limit: float = 50.0,
+        max_concurrency: int = 0,
         max_attempts: int = 6,
         timeout: float = 30.0,
         backoff_initial: float = 0.5,
@@ -188,7 +236,13 @@ class BaseClient:
         self.workers = max(1, workers)
         self.stats = ClientStats()
         self._sleep = sleep
-        self._limiter = RateLimiter(rate_limit, sleep=sleep)
+        self.allowance = shared_allowance(
+            self.system,
+            self.base_url,
+            rate=rate_limit,
+            max_concurrency=max_concurrency,
+            sleep=sleep,
+        )
         self._max_attempts = max(1, max_attempts)
         self._wait = _WaitRetryAfter(initial=backoff_initial, maximum=backoff_max)
         self._http = httpx.Client(
@@ -284,16 +338,12 @@ class BaseClient:
         headers: dict[str, str],
         record_id: str | None,
     ) -> httpx.Response:
-        self._limiter.acquire()
-        self.stats.add(requests=1)
-        response = self._http.request(
-            method,
-            url,
-            params=params,
-            json=json,
-            data=data,
-            headers={**self._auth_headers(), **headers},
-        )
+        headers = {**self._auth_headers(), **headers}
+        with self.allowance.turn():
+            self.stats.add(requests=1)
+            response = self._http.request(
+                method, url, params=params, json=json, data=data, headers=headers
+            )
         if response.is_success:
             return response
         error = self._error_from_response(response, record_id=record_id)

@@ -160,15 +160,16 @@ class CrmClient(BaseClient):
             return {"Authorization": f"Bearer {self._token}"}
 
     def _fetch_token(self) -> None:
-        self.stats.add(requests=1)
-        response = self._http.post(
-            "/services/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-            },
-        )
+        with self.allowance.turn():
+            self.stats.add(requests=1)
+            response = self._http.post(
+                "/services/oauth2/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                },
+            )
         body = response_body(response)
         if not response.is_success or not isinstance(body, dict) or "access_token" not in body:
             error = body if isinstance(body, dict) else {}

@@ -1,5 +1,6 @@
 """Extract assets: one per source stream, `raw/<system>_<stream>`, incremental by its cursor."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -7,7 +8,13 @@ import dagster as dg
 from revops_pipelines.connectors.base import StreamSpec
 from revops_pipelines.landing_zone.notices import read_notice
 from revops_pipelines.raw import store
-from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_stream, stream_key
+from revops_pipelines.raw.extract import (
+    STREAM_TABLES,
+    ExtractError,
+    StreamStats,
+    extract_streams,
+    stream_key,
+)
 from revops_pipelines.raw.refresh import notified_for
 
 FULL_REFRESH_TAG = "revops/full_refresh"
@@ -18,9 +25,9 @@ SYSTEM_KINDS = {"crm": "salesforce", "billing": "stripe", "erp": "netsuite"}
 
 class ExtractConfig(dg.Config):
     full_refresh: bool = False
-    # Landed webhook files naming records of this stream: only those are fetched, as they are
-    # now, and the stream's cursor stays (set by the landing-zone sensor).
-    notified_files: list[str] = []
+    # Stream key → landed webhook files naming records of that stream: only those are
+    # fetched, as they are now, and the stream's cursor stays (set by the landing sensor).
+    notified_files: dict[str, list[str]] = {}
 
 
 def _metadata(stats: StreamStats) -> dict[str, Any]:
@@ -58,55 +65,84 @@ def _quarantine_check(con: Any, key: str, asset_key: dg.AssetKey) -> dg.AssetChe
     )
 
 
-def _build(system: str, spec: StreamSpec) -> dg.AssetsDefinition:
-    key = stream_key(system, spec.name)
-    asset_key = dg.AssetKey(["raw", key])
+def _spec(system: str, spec: StreamSpec) -> dg.AssetSpec:
     cursor_text = f"by `{spec.cursor}`" if spec.cursor else "in full (no change column)"
-
-    # The check runs in the asset's own step, so it shares the single-writer pool.
-    @dg.asset(
-        key=asset_key,
+    return dg.AssetSpec(
+        _asset_key(system, spec),
         group_name="raw",
-        pool="duckdb",
         kinds={"duckdb", "table", SYSTEM_KINDS[system]},
-        required_resource_keys={system, "duckdb"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                QUARANTINE_CHECK,
-                asset=asset_key,
-                description="Records that broke the contract were set aside in raw._quarantine.",
-            )
-        ],
         description=(
             f"{system} {spec.source} records as received, one row per `{spec.primary_key}`; "
             f"read incrementally {cursor_text}."
         ),
     )
-    def _extract(context: dg.AssetExecutionContext, config: ExtractConfig) -> dg.MaterializeResult:
-        full = config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true"
-        notified = None
-        if config.notified_files:
-            notices = [read_notice(path, system) for path in config.notified_files]
-            notified = notified_for(system, [n for n in notices if n is not None])
-        client = getattr(context.resources, system).client()
-        try:
-            with context.resources.duckdb.connect() as con:
-                stats = extract_stream(
-                    client,
-                    con,
-                    spec.name,
-                    run_id=context.run.run_id,
-                    full_refresh=full,
-                    notified=notified,
-                )
-                check = _quarantine_check(con, key, asset_key)
-        finally:
-            client.close()
-        return dg.MaterializeResult(metadata=_metadata(stats), check_results=[check])
-
-    return _extract
 
 
-extract_assets = [
-    _build(system, spec) for system, (specs, _) in STREAM_TABLES.items() for spec in specs.values()
+def _asset_key(system: str, spec: StreamSpec) -> dg.AssetKey:
+    return dg.AssetKey(["raw", stream_key(system, spec.name)])
+
+
+STREAMS = [
+    (system, spec) for system, (specs, _) in STREAM_TABLES.items() for spec in specs.values()
 ]
+
+
+# One step reads every selected stream at the same time (threads in one process), so the
+# systems overlap while each stays within its own allowance; DuckDB sees one writer at a
+# time. The checks run in the same step, on the rows it has just written.
+@dg.multi_asset(
+    name="extract",
+    specs=[_spec(system, spec) for system, spec in STREAMS],
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_CHECK,
+            asset=_asset_key(system, spec),
+            description="Records that broke the contract were set aside in raw._quarantine.",
+        )
+        for system, spec in STREAMS
+    ],
+    can_subset=True,
+    pool="duckdb",
+    required_resource_keys={"crm", "billing", "erp", "duckdb"},
+)
+def extract(
+    context: dg.AssetExecutionContext, config: ExtractConfig
+) -> Iterator[dg.MaterializeResult]:
+    """Every selected `raw/<system>_<stream>` asset, each stream incremental by its cursor."""
+    full = config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true"
+    selected = [
+        (system, spec)
+        for system, spec in STREAMS
+        if _asset_key(system, spec) in context.selected_asset_keys
+    ]
+    checks = set(context.selected_asset_check_keys)
+    notified = {}
+    for key, paths in config.notified_files.items():
+        system = key.split("_", 1)[0]
+        notices = [read_notice(path, system) for path in paths]
+        notified[key] = notified_for(system, [n for n in notices if n is not None])
+    failed: dict[str, Exception] = {}
+    with context.resources.duckdb.connect() as con:
+        for key, outcome in extract_streams(
+            lambda system: getattr(context.resources, system).client(),
+            con,
+            [(system, spec.name) for system, spec in selected],
+            run_id=context.run.run_id,
+            full_refresh=full,
+            notified=notified,
+        ):
+            if isinstance(outcome, Exception):
+                context.log.error(f"raw/{key} failed: {outcome}")
+                failed[key] = outcome
+                continue
+            asset_key = dg.AssetKey(["raw", key])
+            check_key = dg.AssetCheckKey(asset_key, QUARANTINE_CHECK)
+            yield dg.MaterializeResult(
+                asset_key=asset_key,
+                metadata=_metadata(outcome),
+                check_results=[_quarantine_check(con, key, asset_key)]
+                if check_key in checks
+                else [],
+            )
+    if failed:
+        raise ExtractError(failed)

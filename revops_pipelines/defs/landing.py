@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from revops_pipelines.defs.executor import EXECUTOR
 from revops_pipelines.defs.schedules import EVERYTHING_BUT_PUSH
 from revops_pipelines.landing_zone.files import EventFile
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
@@ -27,6 +28,7 @@ landing_refresh_job = dg.define_asset_job(
     "landing_refresh_job",
     selection=EVERYTHING_BUT_PUSH,
     description="Records named by webhooks re-fetched, then models, reconciliation and report.",
+    executor_def=EXECUTOR,
 )
 
 
@@ -40,12 +42,10 @@ def _run_request(
     raw_keys = [dg.AssetKey(["raw", key]) for key in sorted(by_stream)]
     selection = dg.AssetSelection.assets(*raw_keys).downstream() & EVERYTHING_BUT_PUSH
     keys = sorted(selection.resolve(graph)) if graph is not None else raw_keys
-    run_config = {
-        "ops": {
-            f"raw__{key}": {"config": {"notified_files": sorted({n.path for n in notices})}}
-            for key, notices in sorted(by_stream.items())
-        }
+    notified_files = {
+        key: sorted({n.path for n in notices}) for key, notices in sorted(by_stream.items())
     }
+    run_config = {"ops": {"extract": {"config": {"notified_files": notified_files}}}}
     names = "\n".join(event.key for event in batch)
     return dg.RunRequest(
         run_key=hashlib.sha256(names.encode()).hexdigest()[:32],

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 
+from revops_pipelines import duckdb_file
 from revops_pipelines.connectors.billing import BillingClient
 from revops_pipelines.connectors.crm import CrmClient
 from revops_pipelines.connectors.erp import ErpClient
@@ -66,6 +67,7 @@ class ErpResource(dg.ConfigurableResource):
     url: str
     token: str
     rate_limit: float = Settings.erp_rate_limit
+    max_concurrency: int = Settings.erp_max_concurrency
     max_attempts: int = Settings.max_attempts
     workers: int = Settings.extract_workers
 
@@ -74,21 +76,26 @@ class ErpResource(dg.ConfigurableResource):
             self.url,
             token=self.token,
             rate_limit=self.rate_limit,
+            max_concurrency=self.max_concurrency,
             max_attempts=self.max_attempts,
             workers=self.workers,
         )
 
 
 class DuckDBResource(dg.ConfigurableResource):
-    """The analytical DuckDB file; one writer at a time (assets share the `duckdb` pool)."""
+    """The analytical DuckDB file. Runs execute their steps in one process (`executor.py`);
+    a file held by another process is waited for up to `lock_timeout_s`."""
 
     path: str
+    lock_timeout_s: float = Settings.duckdb_lock_timeout_s
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with duckdb.connect(self.path, read_only=read_only) as con:
+        with duckdb_file.connect(
+            self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s
+        ) as con:
             yield con
 
 
@@ -121,10 +128,14 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             url=_env("REVOPS_ERP_URL", settings.erp_url),
             token=_env("REVOPS_ERP_TOKEN", settings.erp_token),
             rate_limit=settings.erp_rate_limit,
+            max_concurrency=settings.erp_max_concurrency,
             max_attempts=attempts,
             workers=workers,
         ),
-        "duckdb": DuckDBResource(path=_env("REVOPS_DUCKDB_PATH", str(settings.duckdb_path))),
+        "duckdb": DuckDBResource(
+            path=_env("REVOPS_DUCKDB_PATH", str(settings.duckdb_path)),
+            lock_timeout_s=settings.duckdb_lock_timeout_s,
+        ),
     }
 
 

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from revops_pipelines.defs.executor import EXECUTOR
+
 # Assets that write to the source systems (the push of corrections) run only in their own
 # job (defs/corrections.py), launched per plan by a sensor; they carry this tag.
 WRITES_TO_SOURCES = "revops/writes_to_sources"
@@ -11,6 +13,7 @@ reconcile_job = dg.define_asset_job(
     "reconcile_job",
     selection=EVERYTHING_BUT_PUSH,
     description="Incremental extract of the three systems, models, reconciliation and report.",
+    executor_def=EXECUTOR,
 )
 
 full_refresh_job = dg.define_asset_job(
@@ -18,6 +21,7 @@ full_refresh_job = dg.define_asset_job(
     selection=EVERYTHING_BUT_PUSH,
     description="Every stream re-read from the start, then models, reconciliation and report.",
     tags={"revops/full_refresh": "true"},
+    executor_def=EXECUTOR,
 )
 
 hourly_reconciliation = dg.ScheduleDefinition(

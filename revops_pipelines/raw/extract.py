@@ -1,10 +1,19 @@
-"""The extraction loop: read a stream's changes through its client, store them in DuckDB."""
+"""The extraction loop: read a stream's changes through its client, store them in DuckDB.
+
+Streams are read at the same time, each in its own thread through its own client; the
+clients of one system share that system's allowance (`connectors.base.shared_allowance`),
+and one lock lets one stream write DuckDB at a time.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +35,10 @@ STREAM_TABLES: dict[str, tuple[dict[str, StreamSpec], tuple[str, ...]]] = {
     "billing": (billing.STREAMS, ()),
     "erp": (erp.STREAMS, erp.RECORD_EXTRAS),
 }
+
+
+class Stopped(Exception):
+    """The run was stopped before the stream was read to its end; its cursor did not move."""
 
 
 class StreamReader(Protocol):
@@ -126,6 +139,8 @@ def extract_stream(
     full_refresh: bool = False,
     batch_size: int = 5000,
     notified: list[Any] | None = None,
+    writer: AbstractContextManager[Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> StreamStats:
     """Read one stream since its stored cursor (all of it on a full refresh) and upsert it.
 
@@ -134,19 +149,23 @@ def extract_stream(
     re-reads from the old cursor (upserts make the repeats harmless).
 
     With `notified` (what webhooks named: billing events, else record ids) only those
-    records are fetched, as they are now, and the cursor stays where it is.
+    records are fetched, as they are now, and the cursor stays where it is. `writer` is
+    held around every use of `con`, so streams in other threads can share the file;
+    `stop`, once set, ends the read at the next page with `Stopped`.
     """
     system = client.system
     specs, extras = STREAM_TABLES[system]
     spec = specs[stream]
     key = stream_key(system, stream)
     known = frozenset(spec.fields) | frozenset(extras)
-    store.ensure_tables(con, key)
-    cursor = None if full_refresh or notified is not None else store.read_cursor(con, key)
-    # A read of the notified records only is not a full read: it says nothing of the others.
-    full_read = cursor is None and notified is None
-    if full_read:
-        store.start_full_read(con, key)
+    writer = writer or nullcontext()
+    with writer:
+        store.ensure_tables(con, key)
+        cursor = None if full_refresh or notified is not None else store.read_cursor(con, key)
+        # A read of the notified records only is not a full read: it says nothing of the others.
+        full_read = cursor is None and notified is None
+        if full_read:
+            store.start_full_read(con, key)
     before = client.stats.snapshot() if isinstance(client, BaseClient) else {}
     started = time.monotonic()
     stats = StreamStats(stream=key, full_refresh=cursor is None and notified is None)
@@ -159,20 +178,21 @@ def extract_stream(
     def flush(*, cursor: dict[str, Any] | None = None, replaces: Any = None) -> None:
         nonlocal unidentified
         unidentified = unidentified or any(q.record_id is None for q in bad)
-        result = store.write_batch(
-            con,
-            key,
-            rows,
-            run_id=run_id,
-            api_version=client.api_version,
-            quarantined=bad,
-            replaces=replaces,
-            cursor=cursor,
-            full_read=full_read,
-            # The cursor ends a read. A quarantined record without an id may be any stored
-            # one: then nothing is tombstoned.
-            end_full_read=full_read and cursor is not None and not unidentified,
-        )
+        with writer:
+            result = store.write_batch(
+                con,
+                key,
+                rows,
+                run_id=run_id,
+                api_version=client.api_version,
+                quarantined=bad,
+                replaces=replaces,
+                cursor=cursor,
+                full_read=full_read,
+                # The cursor ends a read. A quarantined record without an id may be any stored
+                # one: then nothing is tombstoned.
+                end_full_read=full_read and cursor is not None and not unidentified,
+            )
         stats.new += result.new
         stats.changed += result.changed
         stats.deleted += result.deleted
@@ -187,6 +207,8 @@ def extract_stream(
     )
     page: Page
     for page in pages:
+        if stop is not None and stop.is_set():
+            raise Stopped(f"{key}: stopped before its end; the stored cursor is unchanged")
         for change in page.changes:
             stats.fetched += 1
             checked = _check(change, spec, key=key, known=known, unknown=unknown)
@@ -206,7 +228,8 @@ def extract_stream(
     for name in ("requests", "retries", "throttled"):
         setattr(stats, name, after.get(name, 0) - before.get(name, 0))
     stats.elapsed_s = round(time.monotonic() - started, 3)
-    stats.row_count = store.row_count(con, key)
+    with writer:
+        stats.row_count = store.row_count(con, key)
     stats.unknown_fields = sorted(unknown)
     logger.info(
         "system=%s stream=%s fetched=%d new=%d changed=%d deleted=%d quarantined=%d "
@@ -227,30 +250,85 @@ def extract_stream(
     return stats
 
 
-def clients_from_settings(settings: Settings) -> dict[str, BaseClient]:
-    """One client per system, configured only from settings (credentials included)."""
+def client_from_settings(settings: Settings, system: str) -> BaseClient:
+    """A client for `system`, configured only from settings (credentials included)."""
     common = {"max_attempts": settings.max_attempts, "workers": settings.extract_workers}
-    return {
-        "crm": crm.CrmClient(
+    if system == "crm":
+        return crm.CrmClient(
             settings.crm_url,
             client_id=settings.crm_client_id,
             client_secret=settings.crm_client_secret,
             rate_limit=settings.crm_rate_limit,
             **common,
-        ),
-        "billing": billing.BillingClient(
+        )
+    if system == "billing":
+        return billing.BillingClient(
             settings.billing_url,
             api_key=settings.billing_api_key,
             rate_limit=settings.billing_rate_limit,
             **common,
-        ),
-        "erp": erp.ErpClient(
+        )
+    if system == "erp":
+        return erp.ErpClient(
             settings.erp_url,
             token=settings.erp_token,
             rate_limit=settings.erp_rate_limit,
+            max_concurrency=settings.erp_max_concurrency,
             **common,
-        ),
-    }
+        )
+    raise ValueError(f"unknown system {system!r}, use {sorted(STREAM_TABLES)}")
+
+
+def extract_streams(
+    client_for: Callable[[str], BaseClient],
+    con: duckdb.DuckDBPyConnection,
+    streams: Sequence[tuple[str, str]],
+    *,
+    run_id: str,
+    full_refresh: bool = False,
+    notified: Mapping[str, list[Any]] | None = None,
+) -> Iterator[tuple[str, StreamStats | Exception]]:
+    """Read the (system, stream) pairs at the same time; yield each key with its stats, or
+    with its error, as it finishes. One stream's failure does not stop the others.
+    `notified` maps stream keys to what webhooks named (see `extract_stream`).
+
+    Each stream gets its own client from `client_for(system)` (its own counters) and its
+    own cursor on `con`; the writes take turns. Closing the iterator early stops the
+    streams still reading at their next page.
+    """
+    writer = threading.Lock()
+    stop = threading.Event()
+
+    def read(system: str, name: str, own: duckdb.DuckDBPyConnection) -> StreamStats:
+        client = client_for(system)
+        try:
+            return extract_stream(
+                client,
+                own,
+                name,
+                run_id=run_id,
+                full_refresh=full_refresh,
+                notified=(notified or {}).get(stream_key(system, name)),
+                writer=writer,
+                stop=stop,
+            )
+        finally:
+            client.close()
+            own.close()
+
+    with ThreadPoolExecutor(max(1, len(streams)), thread_name_prefix="extract") as pool:
+        futures = {
+            pool.submit(read, system, name, con.cursor()): stream_key(system, name)
+            for system, name in streams
+        }
+        try:
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None and not isinstance(error, Exception):
+                    raise error
+                yield futures[future], error or future.result()
+        finally:
+            stop.set()
 
 
 def extract_all(
@@ -261,22 +339,38 @@ def extract_all(
     full_refresh: bool = False,
     streams: list[str] | None = None,
 ) -> dict[str, StreamStats]:
-    """Every stream (or the named `raw` stream keys) of all three systems, one after another."""
-    wanted = set(streams) if streams is not None else None
-    clients = clients_from_settings(settings)
+    """Every stream (or the named `raw` stream keys) of all three systems, read at the same
+    time; raises after all have finished if any failed."""
+    wanted = [
+        (system, name)
+        for system, (specs, _) in STREAM_TABLES.items()
+        for name in specs
+        if streams is None or stream_key(system, name) in streams
+    ]
     results: dict[str, StreamStats] = {}
+    failures: dict[str, Exception] = {}
     Path(duckdb_path).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with duckdb.connect(str(duckdb_path)) as con:
-            for system, (specs, _) in STREAM_TABLES.items():
-                for name in specs:
-                    key = stream_key(system, name)
-                    if wanted is not None and key not in wanted:
-                        continue
-                    results[key] = extract_stream(
-                        clients[system], con, name, run_id=run_id, full_refresh=full_refresh
-                    )
-    finally:
-        for client in clients.values():
-            client.close()
+    with duckdb.connect(str(duckdb_path)) as con:
+        for key, outcome in extract_streams(
+            lambda system: client_from_settings(settings, system),
+            con,
+            wanted,
+            run_id=run_id,
+            full_refresh=full_refresh,
+        ):
+            if isinstance(outcome, Exception):
+                failures[key] = outcome
+            else:
+                results[key] = outcome
+    if failures:
+        raise ExtractError(failures)
     return results
+
+
+class ExtractError(Exception):
+    """Streams that failed, with their errors; the other streams were stored."""
+
+    def __init__(self, failures: dict[str, Exception]) -> None:
+        self.failures = failures
+        lines = [f"{key}: {error}" for key, error in sorted(failures.items())]
+        super().__init__(f"{len(failures)} stream(s) failed:\n" + "\n".join(lines))
