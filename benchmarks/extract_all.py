@@ -196,12 +196,14 @@ def check_changes(path: Path, changed: dict[str, dict[str, str]]) -> list[str]:
     return wrong
 
 
-def by_system(stats: dict[str, StreamStats]) -> dict[str, int]:
-    """Requests each system answered (refusals are not part of its allowance)."""
-    requests = dict.fromkeys(SYSTEMS, 0)
+def by_system(stats: dict[str, StreamStats], counter: str = "answered") -> dict[str, int]:
+    """Requests each system answered (refusals are not part of its allowance), or the
+    ones it refused (`counter="throttled"`)."""
+    counts = dict.fromkeys(SYSTEMS, 0)
     for key, s in stats.items():
-        requests[key.split("_", 1)[0]] += s.requests - s.throttled
-    return requests
+        counted = s.throttled if counter == "throttled" else s.requests - s.throttled
+        counts[key.split("_", 1)[0]] += counted
+    return counts
 
 
 def timed(settings: Settings, path: Path, run_id: str, streams: list[str] | None = None):
@@ -285,13 +287,15 @@ def main() -> int:
             return 1
 
     requests = by_system(full)
+    refused = by_system(full, "throttled")
     bounds = {system: requests[system] / allowance[system] for system in SYSTEMS}
     slowest = max(bounds, key=bounds.get)
-    print("system   requests  allowance/s  bound s  alone s  alone/bound")
+    print("system   requests  refused  allowance/s  bound s  alone s  alone/bound")
     for system in SYSTEMS:
+        ratio = alone[system] / bounds[system]
         print(
-            f"{system:8s} {requests[system]:8d}  {allowance[system]:11.1f}  {bounds[system]:7.1f}"
-            f"  {alone[system]:7.1f}  {alone[system] / bounds[system]:10.2f}x"
+            f"{system:8s} {requests[system]:8d}  {refused[system]:7d}  {allowance[system]:11.1f}"
+            f"  {bounds[system]:7.1f}  {alone[system]:7.1f}  {ratio:10.2f}x"
         )
     print(
         f"full, all three in one run: {full_s:.1f} s = {full_s / bounds[slowest]:.2f}x the "
@@ -306,7 +310,8 @@ def main() -> int:
         f"incremental after {args.changed_share:.0%} of each system's customers changed: "
         f"{incremental_s:.1f} s = {incremental_s / inc_bounds[inc_slowest]:.2f}x the slowest "
         f"bound ({inc_slowest}, {inc_requests[inc_slowest]} requests, "
-        f"{inc_bounds[inc_slowest]:.2f} s); requests by system {inc_requests}"
+        f"{inc_bounds[inc_slowest]:.2f} s); requests by system {inc_requests}, refused "
+        f"{by_system(incremental, 'throttled')}"
     )
     return 0
 
