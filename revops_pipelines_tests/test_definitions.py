@@ -192,3 +192,17 @@ def test_a_new_plan_with_pending_actions_launches_one_push(defs):
         )
         done = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
         assert not done.run_requests and done.cursor != first.cursor
+
+
+def test_every_job_runs_its_steps_in_one_process_whatever_the_instance(defs):
+    # The UI's "Materialize" runs the implicit asset job, which takes the default executor.
+    executors = {job.name: job.executor_def.name for job in defs.resolve_all_job_defs()}
+    assert {"__ASSET_JOB", "reconcile_job", "full_refresh_job"} <= set(executors)
+    assert set(executors.values()) == {"in_process"}, executors
+
+
+def test_one_subsettable_extract_step_holds_every_raw_stream(defs):
+    raw = [key for key in defs.resolve_all_asset_keys() if key.path[0] == "raw"]
+    steps = {defs.resolve_assets_def(key) for key in raw}
+    assert [step.node_def.name for step in steps] == ["extract"]
+    assert all(step.can_subset for step in steps)
