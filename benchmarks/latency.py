@@ -38,7 +38,7 @@ import stripe
 from revops_pipelines.landing_zone.files import list_events
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
 from revops_pipelines.landing_zone.serve import running_receiver
-from revops_pipelines.raw.extract import STREAM_TABLES, clients_from_settings, extract_stream
+from revops_pipelines.raw.extract import STREAM_TABLES, client_from_settings, extract_stream
 from revops_pipelines.raw.refresh import notified_for, streams_named
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.webhooks import WebhookSecrets
@@ -184,7 +184,7 @@ def change_latency(args: argparse.Namespace, work: Path, secrets: dict[str, str]
         duckdb.connect(str(work / "revops.duckdb")) as con,
     ):
         settings = Settings(crm_url=urls.crm, billing_url=urls.billing, erp_url=urls.erp)
-        clients = clients_from_settings(settings)
+        clients = {s: client_from_settings(settings, s) for s in STREAM_TABLES}
         cursor = pending_events(landing, None)[1]
         for number in range(args.changes):
             started = time.perf_counter()

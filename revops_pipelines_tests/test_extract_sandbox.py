@@ -218,7 +218,7 @@ def test_two_streams_of_one_system_read_together_stay_within_its_rate_limit(hand
         elapsed = time.monotonic() - started
     finally:
         server.stop()
-    billing = apps["billing"]
+    billing = apps["billing"].app  # the fault layer, inside the sandbox admin routes
     assert all(isinstance(s, StreamStats) and s.new > 0 for s in results.values()), results
     assert billing.served == sum(s.requests for s in results.values()) > 2 * rate
     # Counted at the sandbox: nothing refused, and no more than its bucket allows.
