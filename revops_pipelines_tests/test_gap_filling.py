@@ -40,7 +40,7 @@ def test_with_30_percent_of_deliveries_dropped_polling_finds_every_change(
         duckdb.connect(":memory:") as con,
     ):
         clients = make_clients(urls)
-        extract(clients, con, run_id="full")
+        extract(urls, con, run_id="full")
         since = datetime.now(UTC)
         touched = []
         for name in CHANGES:
@@ -52,7 +52,7 @@ def test_with_30_percent_of_deliveries_dropped_polling_finds_every_change(
         dropped = urls.deliverer.stats["dropped"]
         assert dropped > 0 and sum(receiver.stats.accepted.values()) > 0
 
-        extract(clients, con, run_id="hourly")
+        extract(urls, con, run_id="hourly")
 
         keys = {
             ("crm", "Opportunity"): "crm_opportunity",

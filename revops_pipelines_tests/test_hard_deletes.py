@@ -12,7 +12,7 @@ from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.settings import Settings
 from revops_pipelines.sqlmodels import load_models, run_models
-from revops_pipelines_tests.test_extract_sandbox import extract, make_clients
+from revops_pipelines_tests.test_extract_sandbox import extract
 
 
 def _read(state: Path, name: str) -> list[dict]:
@@ -52,7 +52,7 @@ def test_records_deleted_at_the_source_become_tombstones_and_leave_the_findings(
     recon_vars = vars_from_settings(Settings(), as_of=as_of)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         with running_sandbox(state, seed=1) as urls:
-            extract(make_clients(urls), con, run_id="r1")
+            extract(urls, con, run_id="r1")
         run_models(con, models, vars=recon_vars)
         before = _findings(con)
         # A billing invoice with a finding, deleted in both systems with all that hangs on it.
@@ -87,12 +87,11 @@ def test_records_deleted_at_the_source_become_tombstones_and_leave_the_findings(
         gone = {invoice, *erp_invoices, *erp_payments, *(p["id"] for p in payments)}
 
         with running_sandbox(state, seed=1) as urls:
-            clients = make_clients(urls)
-            incremental = extract(clients, con, run_id="r2")
+            incremental = extract(urls, con, run_id="r2")
             # events do not tell of a hard delete: an incremental read keeps the records
             assert _deleted(con, "billing_invoices", [invoice]) == {invoice: False}
             assert incremental["billing_invoices"].deleted == 0
-            full = extract(clients, con, run_id="r3", full_refresh=True)
+            full = extract(urls, con, run_id="r3", full_refresh=True)
         assert _deleted(con, "billing_invoices", [invoice]) == {invoice: True}
         assert set(_deleted(con, "erp_invoice", erp_invoices).values()) == {True}
         assert set(_deleted(con, "erp_customerpayment", erp_payments).values()) <= {True}
