@@ -236,7 +236,7 @@ class BaseClient:
         self.workers = max(1, workers)
         self.stats = ClientStats()
         self._sleep = sleep
-        self.allowance = shared_allowance(
+        self._allowance = shared_allowance(
             self.system,
             self.base_url,
             rate=rate_limit,
@@ -339,7 +339,7 @@ class BaseClient:
         record_id: str | None,
     ) -> httpx.Response:
         headers = {**self._auth_headers(), **headers}
-        with self.allowance.turn():
+        with self._allowance.turn():
             self.stats.add(requests=1)
             response = self._http.request(
                 method, url, params=params, json=json, data=data, headers=headers

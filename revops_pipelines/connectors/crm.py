@@ -160,7 +160,7 @@ class CrmClient(BaseClient):
             return {"Authorization": f"Bearer {self._token}"}
 
     def _fetch_token(self) -> None:
-        with self.allowance.turn():
+        with self._allowance.turn():
             self.stats.add(requests=1)
             response = self._http.post(
                 "/services/oauth2/token",
