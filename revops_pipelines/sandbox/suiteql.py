@@ -380,15 +380,17 @@ def rewrite_time_literals(query: str) -> str:
     return _TO_TIME.sub(replace, query)
 
 
-def _walk(node: Any) -> Iterable[Mapping[str, Any]]:
+def _walk(node: Any) -> Iterable[dict[str, Any]]:
+    """Every object of a parsed JSON tree (only dicts and lists, so exact type checks do)."""
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, Mapping):
+        kind = type(current)
+        if kind is dict:
             yield current
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
+            stack.extend(value for value in current.values() if type(value) in (dict, list))
+        elif kind is list:
+            stack.extend(item for item in current if type(item) in (dict, list))
 
 
 def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> None:
@@ -411,7 +413,7 @@ def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> None:
     cte_names = {
         entry["key"].lower()
         for node in nodes
-        if isinstance(node.get("cte_map"), Mapping)
+        if type(node.get("cte_map")) is dict
         for entry in node["cte_map"].get("map", ())
     }
     for node in nodes:
@@ -441,15 +443,18 @@ def _json_value(value: Any) -> Any:
 
 
 INCREMENTAL_LIMIT = 2000  # more changed records than this: rebuild the tables instead
+_PLAIN = (str, int, float, bool, type(None))
 
 
 class SuiteQLEngine:
-    """SuiteQL over a state store; tables are rebuilt when the store's ERP version moves.
+    """SuiteQL over a state store; the tables are built once, then follow the store's writes.
 
-    Results are kept per (query, version) as Arrow tables, so paging with limit/offset
-    slices one fixed result (every row exactly once, even without ORDER BY) and only the
-    rows of the asked page become Python objects. Each query runs on its own cursor, cut
-    off after `time_limit_s` or beyond `row_limit` rows, so one heavy query holds up no other.
+    A page runs the query with its limit and offset, so no whole result is held nor turned
+    into Python objects; the row count is taken only when the page is full, and kept per
+    (query, version) for the later pages. One thread per connection keeps the rows of a
+    query without ORDER BY in the same order on every page. Each query runs on its own
+    cursor, cut off after `time_limit_s` or refused beyond `row_limit` rows, so one heavy
+    query holds up no other.
     """
 
     def __init__(
@@ -457,14 +462,14 @@ class SuiteQLEngine:
         *,
         records: Callable[[], Mapping[str, Sequence[Mapping[str, Any]]]],
         version: Callable[[], int],
-        cached_results: int = 16,
+        cached_counts: int = 256,
         time_limit_s: float = 30.0,
         row_limit: int = 1_000_000,
         changes: Callable[[int | None], tuple[int, list[tuple[str, Any]] | None]] | None = None,
     ) -> None:
         self._records = records
         self._version = version
-        self._cached_results = cached_results
+        self._cached_counts = cached_counts
         self._time_limit_s = time_limit_s
         self._row_limit = row_limit
         # changes(since) → (change count now, records written since, or None if unknown);
@@ -475,7 +480,7 @@ class SuiteQLEngine:
         self._lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._built_version: int | None = None
-        self._results: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
+        self._counts: OrderedDict[tuple[str, int], int] = OrderedDict()
 
     def _build(self, version: int) -> duckdb.DuckDBPyConnection:
         if self._changes is not None:
@@ -494,7 +499,7 @@ class SuiteQLEngine:
         # when the last of them lets go.
         self._connection = connection
         self._built_version = version
-        self._results.clear()
+        self._counts.clear()
         return connection
 
     def _update(
@@ -555,39 +560,65 @@ class SuiteQLEngine:
             return None
         self._built_changes = count
         self._built_version = version
-        self._results.clear()
+        self._counts.clear()
         return connection
 
-    def _result(self, query: str) -> pa.Table:
+    def _current(self) -> tuple[duckdb.DuckDBPyConnection, int]:
+        """The connection whose tables hold the store as it is now (call with the lock)."""
+        version = self._version()
+        connection = self._connection
+        if connection is not None and self._built_version != version:
+            connection = self._update(connection, version)
+        if connection is None or self._built_version != version:
+            connection = self._build(version)
+        return connection, version
+
+    def page(
+        self, query: str, *, offset: int, limit: int
+    ) -> tuple[list[str], list[dict[str, Any]], int]:
+        """One page of a checked query: columns (lowercase), rows, total row count."""
         text = rewrite_time_literals(query.strip())
         if not text:
             raise _invalid("the query is empty")
         with self._lock:
-            version = self._version()
-            connection = self._connection
-            if connection is not None and self._built_version != version:
-                connection = self._update(connection, version)
-            if connection is None or self._built_version != version:
-                connection = self._build(version)
+            connection, version = self._current()
             key = (text, version)
-            cached = self._results.get(key)
-            if cached is not None:
-                self._results.move_to_end(key)
-                return cached
+            total = self._counts.get(key)
+            if total is not None:
+                self._counts.move_to_end(key)
             cursor = connection.cursor()
         try:
-            check_query(text, connection=cursor)
-            table = self._run(cursor, text)
+            if total is None:
+                check_query(text, connection=cursor)
+            columns, fetched, counted = self._run(
+                cursor, text, offset=offset, limit=limit, total=total
+            )
         finally:
             cursor.close()
-        with self._lock:
-            self._results[key] = table
-            while len(self._results) > self._cached_results:
-                self._results.popitem(last=False)
-        return table
+        if total is None:
+            with self._lock:
+                self._counts[key] = counted
+                while len(self._counts) > self._cached_counts:
+                    self._counts.popitem(last=False)
+        rows = [
+            {
+                column: value if type(value) in _PLAIN else _json_value(value)
+                for column, value in zip(columns, row, strict=True)
+            }
+            for row in fetched
+        ]
+        return columns, rows, counted
 
-    def _run(self, cursor: duckdb.DuckDBPyConnection, text: str) -> pa.Table:
-        """The whole result, read in batches so the row limit stops it early."""
+    def _run(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        text: str,
+        *,
+        offset: int,
+        limit: int,
+        total: int | None,
+    ) -> tuple[list[str], list[tuple[Any, ...]], int]:
+        """The page's rows and the query's row count (counted only when the page is full)."""
         timer = threading.Timer(self._time_limit_s, cursor.interrupt)
         timer.daemon = True
         timer.start()
@@ -596,18 +627,18 @@ class SuiteQLEngine:
             columns = [str(column).lower() for column in relation.columns]
             if len(set(columns)) != len(columns):
                 raise _invalid("two result columns have the same name; give them aliases")
-            reader = relation.to_arrow_reader(10_000)
-            batches, count = [], 0
-            for batch in reader:
-                count += batch.num_rows
-                if count > self._row_limit:
-                    raise SuiteQLError(
-                        f"The query returns more than {self._row_limit} rows. Narrow it with "
-                        "WHERE, or read it in windows (id > last id ORDER BY id).",
-                        error_code="INVALID_PARAMETER",
-                    )
-                batches.append(batch)
-            table = pa.Table.from_batches(batches, schema=reader.schema)
+            fetched = relation.limit(limit, offset).fetchall()
+            if total is None:
+                if len(fetched) < limit and (fetched or not offset):
+                    total = offset + len(fetched)
+                else:
+                    ((total,),) = relation.aggregate("count(*)").fetchall()
+            if total > self._row_limit:
+                raise SuiteQLError(
+                    f"The query returns more than {self._row_limit} rows. Narrow it with "
+                    "WHERE, or read it in windows (id > last id ORDER BY id).",
+                    error_code="INVALID_PARAMETER",
+                )
         except duckdb.InterruptException:
             raise SuiteQLError(
                 f"The query ran longer than {self._time_limit_s:g} s and was stopped. "
@@ -618,18 +649,7 @@ class SuiteQLEngine:
             raise _invalid(str(error).splitlines()[0]) from None
         finally:
             timer.cancel()
-        return table.rename_columns(columns)
-
-    def page(
-        self, query: str, *, offset: int, limit: int
-    ) -> tuple[list[str], list[dict[str, Any]], int]:
-        """One page of a checked query: columns (lowercase), rows, total row count."""
-        table = self._result(query)
-        rows = [
-            {column: _json_value(value) for column, value in row.items()}
-            for row in table.slice(offset, limit).to_pylist()
-        ]
-        return list(table.column_names), rows, table.num_rows
+        return columns, fetched, total
 
     def rows(self, query: str) -> tuple[list[str], list[dict[str, Any]]]:
         """All result rows (lowercase column names) of a checked query; SuiteQLError if refused."""
