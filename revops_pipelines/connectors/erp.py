@@ -306,7 +306,10 @@ class ErpClient(BaseClient):
 
     def _read_children(self, spec: StreamSpec, *, cursor: dict[str, Any] | None) -> Iterator[Page]:
         since = (cursor or {}).get("since")
-        where = [f"lastmodifieddate > {_quote(since)}"] if since else []
+        if not since:
+            yield from self._read_all_children(spec)
+            return
+        where = [f"lastmodifieddate > {_quote(since)}"]
         parents: list[str] = []
         newest, now = None, None
         for items, response in self.query_windows(
@@ -320,6 +323,23 @@ class ErpClient(BaseClient):
                     newest = moment
         yield from self._children_of(spec, parents)
         yield Page([], cursor={"since": self._next_since(since, newest, now)})
+
+    def _read_all_children(self, spec: StreamSpec) -> Iterator[Page]:
+        """The whole child table in id windows (a full read tombstones what it did not see).
+
+        The cursor is the newest transaction stamp, read before the children, so a
+        transaction changed while they are read is read again by the next run.
+        """
+        body, response = self.suiteql(
+            "SELECT max(lastmodifieddate) AS newest FROM transaction", stream=spec.name
+        )
+        items = body.get("items") or [{}]
+        stamp = items[0].get("newest")
+        newest = _parse_iso(stamp) if isinstance(stamp, str) else None
+        now = server_time(response)
+        for rows, _ in self.query_windows(spec.source, [], stream=spec.name):
+            yield Page([Change(row) for row in rows])
+        yield Page([], cursor={"since": self._next_since(None, newest, now)})
 
 
 RECORD_PATH = "/services/rest/record/v1"
