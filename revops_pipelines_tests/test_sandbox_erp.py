@@ -269,7 +269,14 @@ def test_patch_updates_and_unknown_id(erp: httpx.Client):
 
 def test_too_many_requests_is_429_with_retry_after(handwritten_state: Path):
     store = StateStore.load(handwritten_state)
-    busy = build_app(store, credentials=Credentials(), faults=FaultSpec(), max_concurrency=0)
+    busy = FaultMiddleware(
+        build_app(store, credentials=Credentials(), faults=FaultSpec()),
+        system_errors=ERRORS,
+        rate_limit=None,
+        faults=FaultSpec(),
+        seed=1,
+        max_in_flight=0,
+    )
     limited = FaultMiddleware(
         build_app(store, credentials=Credentials(), faults=FaultSpec()),
         system_errors=ERRORS,

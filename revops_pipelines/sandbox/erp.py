@@ -8,7 +8,6 @@ as NetSuite does, so a client that over-applies money is told so instead of drif
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,10 +115,7 @@ class _ErpState:
     store: StateStore
     credentials: Credentials
     now: Callable[[], datetime]
-    max_concurrency: int
     engine: SuiteQLEngine
-    in_flight: int = 0
-    counter_lock: threading.Lock = field(default_factory=threading.Lock)
     # externalId → record ids per record type, built on first use and kept up to date by
     # `_write` (the only writer), so an upsert finds its record without scanning the file.
     external_ids: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -478,13 +474,14 @@ def build_app(
     credentials: Credentials,
     faults: FaultSpec,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    max_concurrency: int = 15,
     query_time_limit_s: float = 30.0,
     query_row_limit: int = 1_000_000,
 ) -> Starlette:
     """The ERP as an ASGI app over `store`; wrap it in FaultMiddleware to serve it.
 
     `faults` is applied by the middleware; it is taken here so all three systems build alike.
+    The account's concurrency limit is the middleware's too (`max_in_flight`), so one
+    setting says how many requests the ERP serves at once.
     A SuiteQL query is stopped after `query_time_limit_s` or beyond `query_row_limit` rows.
     """
     del faults
@@ -504,7 +501,6 @@ def build_app(
         store=store,
         credentials=credentials,
         now=now,
-        max_concurrency=max_concurrency,
         engine=SuiteQLEngine(
             records=snapshot,
             version=lambda: store.version("erp"),
@@ -529,12 +525,7 @@ def build_app(
                     "INVALID_LOGIN",
                     "Invalid login attempt. For more details, see the Login Audit Trail.",
                 )
-            with state.counter_lock:
-                state.in_flight += 1
-                busy = state.in_flight > state.max_concurrency
             try:
-                if busy:
-                    return ERRORS.rate_limited(1.0)
                 response = await handler(request)
                 await store.journal.durable()  # answered only once it is on disk
                 return response
@@ -547,9 +538,6 @@ def build_app(
                     f"Error while accessing resource: invalid field value {error}.",
                     path=error.field,
                 )
-            finally:
-                with state.counter_lock:
-                    state.in_flight -= 1
 
         return endpoint
 
