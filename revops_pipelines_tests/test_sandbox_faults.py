@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from revops_pipelines.sandbox import erp
 from revops_pipelines.sandbox.faults import (
+    FaultMiddleware,
     FaultSpec,
     FaultSpecError,
     TokenBucket,
@@ -18,6 +26,7 @@ from revops_pipelines.sandbox.faults import (
 )
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.state import StateStore
+from revops_pipelines_tests.test_sandbox_crm import serve
 
 AUTH = {"Authorization": "Bearer sk_test_faults"}
 
@@ -207,3 +216,42 @@ def test_erp_rate_limit_answer_is_429(handwritten_state: Path) -> None:
         assert limited
         assert float(limited[0].headers["retry-after"]) > 0
         assert limited[0].json()["status"] == 429
+
+
+def _after_answer_app() -> Starlette:
+    """`/slow` answers after 0.5 s; `/quick` answers at once, then works 0.5 s more."""
+
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(0.5)
+        return JSONResponse({"slow": True})
+
+    async def quick(request: Request) -> Response:
+        return JSONResponse({"quick": True}, background=BackgroundTask(asyncio.sleep, 0.5))
+
+    return Starlette(routes=[Route("/slow", slow), Route("/quick", quick)])
+
+
+def test_a_concurrency_slot_is_held_until_the_answer_and_free_once_it_is_out() -> None:
+    """Counted as a client sees it: busy while it waits for the answer, free once it has it,
+    whatever the app still does after the last byte."""
+    layer = FaultMiddleware(
+        _after_answer_app(),
+        system_errors=erp.ERRORS,
+        rate_limit=None,
+        faults=FaultSpec(),
+        seed=1,
+        max_in_flight=1,
+    )
+    with serve(layer) as url:
+        # One after another, each on its own connection: the next starts as soon as the
+        # answer before it is read, while the app is still busy with that request.
+        quick = [httpx.get(f"{url}/quick").status_code for _ in range(4)]
+        assert (layer.served, layer.refused) == (4, 0)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(httpx.get, f"{url}/slow")
+            time.sleep(0.2)
+            crowded = httpx.get(f"{url}/quick")
+            assert waiting.result().status_code == 200
+    assert quick == [200] * 4
+    assert crowded.status_code == 429 and crowded.json()["status"] == 429
+    assert (layer.served, layer.refused) == (5, 1)

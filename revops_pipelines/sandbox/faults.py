@@ -172,8 +172,9 @@ class TokenBucket:
 class FaultMiddleware:
     """Concurrency and rate limits, then latency, then random 5xx or a lost reply.
 
-    `max_in_flight` counts a request from arrival to answer, latency included, as an
-    account's concurrency limit does; above it the request is refused as throttled.
+    `max_in_flight` counts a request from arrival to the last byte of its answer, latency
+    included, as an account's concurrency limit does; above it the request is refused as
+    throttled.
     `served` and `refused` count requests at the server, so tests can check a client's
     pace where the API sees it.
     """
@@ -211,10 +212,25 @@ class FaultMiddleware:
             await self.errors.rate_limited(1.0)(scope, receive, send)
             return
         self.in_flight += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.in_flight -= 1
+
+        async def answer(message: Message) -> None:
+            # Free once the last byte is handed over: a client holding the whole answer may
+            # send its next request at once, whatever the app still does after it.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+            await send(message)
+
         try:
-            await self._serve(scope, receive, send)
+            await self._serve(scope, receive, answer)
         finally:
-            self.in_flight -= 1
+            release()
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.bucket is not None:
