@@ -226,6 +226,39 @@ def test_two_streams_of_one_system_read_together_stay_within_its_rate_limit(hand
     assert billing.served <= rate + rate * elapsed
 
 
+def test_streams_of_one_system_read_together_log_in_once(handwritten_state, con):
+    from revops_pipelines.sandbox.faults import parse_faults
+    from revops_pipelines.sandbox.serve import SandboxServer, build_apps
+    from revops_pipelines.sandbox.state import Credentials, StateStore
+
+    apps = build_apps(
+        StateStore.load(handwritten_state),
+        credentials=Credentials(),
+        faults=parse_faults(None),
+        rate_limits={},
+        seed=1,
+    )
+    crm, logins = apps["crm"], []
+
+    async def counting(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/services/oauth2/token":
+            logins.append(scope["method"])
+        await crm(scope, receive, send)
+
+    server = SandboxServer({**apps, "crm": counting})
+    urls = server.start()
+    try:
+        streams = [("crm", name) for name in STREAM_TABLES["crm"][0]]
+        # Each stream has its own client, as in the extract step.
+        results = dict(
+            extract_streams(lambda system: make_client(urls, system), con, streams, run_id="one")
+        )
+    finally:
+        server.stop()
+    assert all(isinstance(s, StreamStats) and s.new > 0 for s in results.values()), results
+    assert len(results) > 1 and logins == ["POST"]
+
+
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_crash_between_fetch_and_store_loses_and_doubles_nothing(system, sandbox, con, monkeypatch):
     real_write = store.write_batch

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import tenacity
@@ -22,6 +22,7 @@ import tenacity
 logger = logging.getLogger("revops_pipelines.connectors")
 
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
 
 class ConnectorError(Exception):
@@ -126,21 +127,29 @@ class Allowance:
             yield
 
 
-_allowances: weakref.WeakValueDictionary[tuple[Any, ...], Allowance] = weakref.WeakValueDictionary()
-_allowances_lock = threading.Lock()
+_shared: weakref.WeakValueDictionary[tuple[Any, ...], Any] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared(key: tuple[Any, ...], make: Callable[[], T]) -> T:
+    """The one object under `key` in this process, made on first use; it lives as long as
+    a client holds it, so clients alive at the same time share it."""
+    with _shared_lock:
+        found = _shared.get(key)
+        if found is None:
+            found = make()
+            _shared[key] = found
+        return found
 
 
 def shared_allowance(
     system: str, base_url: str, *, rate: float, max_concurrency: int = 0, sleep: Sleep = time.sleep
 ) -> Allowance:
     """The one Allowance of `system` at `base_url` in this process, made on first use."""
-    key = (system, base_url, rate, max_concurrency, sleep)
-    with _allowances_lock:
-        allowance = _allowances.get(key)
-        if allowance is None:
-            allowance = Allowance(rate, max_concurrency, sleep=sleep)
-            _allowances[key] = allowance
-        return allowance
+    return shared(
+        ("allowance", system, base_url, rate, max_concurrency, sleep),
+        lambda: Allowance(rate, max_concurrency, sleep=sleep),
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from revops_pipelines.connectors.base import (
     default_error,
     response_body,
     server_time,
+    shared,
 )
 
 _COMMON = ("Id", "IsDeleted", "SystemModstamp")
@@ -95,6 +97,16 @@ STREAMS: dict[str, StreamSpec] = {
     )
 }
 
+
+@dataclass
+class _Session:
+    """An OAuth token and the instance URL that came with it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    token: str | None = None
+    instance_url: str | None = None
+
+
 # `attributes` comes with every record without being selected.
 RECORD_EXTRAS = ("attributes",)
 
@@ -146,20 +158,22 @@ class CrmClient(BaseClient):
         self._client_secret = client_secret
         self._overlap = overlap
         self._batch_size = batch_size
-        self._token: str | None = None
-        self._instance_url = self.base_url
-        self._token_lock = threading.Lock()
+        # One token for every client sharing this allowance: streams read at the same time
+        # log in once, not once each.
+        self._session = shared(("crm-session", self._allowance, client_id, client_secret), _Session)
 
     def __repr__(self) -> str:
         return f"CrmClient({self.base_url!r})"
 
     def _auth_headers(self) -> dict[str, str]:
-        with self._token_lock:
-            if self._token is None:
+        session = self._session
+        with session.lock:
+            if session.token is None:
                 self._fetch_token()
-            return {"Authorization": f"Bearer {self._token}"}
+            return {"Authorization": f"Bearer {session.token}"}
 
     def _fetch_token(self) -> None:
+        """Log in (the session's lock is held); the token goes to every client of the session."""
         with self._allowance.turn():
             self.stats.add(requests=1)
             response = self._http.post(
@@ -180,8 +194,8 @@ class CrmClient(BaseClient):
                 message=str(error.get("error_description") or "token request refused"),
                 record_id=None,
             )
-        self._token = body["access_token"]
-        self._instance_url = str(body.get("instance_url") or self.base_url).rstrip("/")
+        self._session.token = body["access_token"]
+        self._session.instance_url = str(body.get("instance_url") or self.base_url).rstrip("/")
 
     def _error_from_response(
         self, response: httpx.Response, *, record_id: str | None
@@ -193,8 +207,10 @@ class CrmClient(BaseClient):
         fields = first.get("fields") or []
         field_name = fields[0] if isinstance(fields, list) and fields else None
         if response.status_code == 401 and code == "INVALID_SESSION_ID":
-            with self._token_lock:
-                self._token = None
+            refused = response.request.headers.get("Authorization", "").removeprefix("Bearer ")
+            with self._session.lock:
+                if self._session.token == refused:  # else another client has logged in again
+                    self._session.token = None
             return ConnectorError(
                 system=self.system,
                 status=401,
@@ -217,7 +233,7 @@ class CrmClient(BaseClient):
         return error
 
     def _rest(self, path: str) -> str:
-        return f"{self._instance_url}{path}"
+        return f"{self._session.instance_url or self.base_url}{path}"
 
     def query_pages(
         self, soql: str, *, include_deleted: bool = True, stream: str | None = None
