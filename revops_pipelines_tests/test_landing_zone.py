@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ import standardwebhooks
 import stripe
 from sqlalchemy import select
 
-from revops_pipelines.landing_zone.files import list_events
+from revops_pipelines.landing_zone.files import list_events, write_event
 from revops_pipelines.landing_zone.serve import running_receiver
 from revops_pipelines.ledger.models import WebhookReceipt
 from revops_pipelines.ledger.store import Ledger
@@ -109,6 +110,7 @@ def test_verified_billing_event_is_landed_as_received(receiver, landing_dir):
     assert landed(landing_dir) == [f"billing/{TODAY()}/evt_1AbC.json"]
     assert (landing_dir / "billing" / TODAY() / "evt_1AbC.json").read_bytes() == body
     assert receiver.stats.accepted["billing"] == 1
+    assert receiver.flush_receipts()
     assert receipts(landing_dir) == [("billing", "evt_1AbC")]
 
 
@@ -299,6 +301,7 @@ def test_refused_requests_write_nothing_and_are_counted(
     with caplog.at_level(logging.INFO, logger="revops_pipelines.landing_zone"):
         response = receiver.client.post(f"/webhooks/{path}", content=body, headers=headers)
     assert (response.status_code, response.json()["error"]) == (status, reason)
+    assert receiver.flush_receipts()
     assert landed(landing_dir) == [] and receipts(landing_dir) == []
     assert receiver.stats.refused[(path, reason)] == 1
     assert sum(receiver.stats.accepted.values()) == 0
@@ -383,8 +386,44 @@ def test_twenty_concurrent_copies_write_one_file(receiver, landing_dir):
     assert landed(landing_dir) == [f"billing/{TODAY()}/evt_storm.json"]
     assert receiver.stats.accepted["billing"] == 1
     assert receiver.stats.duplicates["billing"] == 19
+    assert receiver.flush_receipts()
     assert receipts(landing_dir) == [("billing", "evt_storm")]
     assert [e.event_id for e in list_events(landing_dir)] == ["evt_storm"]
+
+
+def test_the_answer_does_not_wait_for_the_ledger(receiver, landing_dir):
+    """With the ledger locked by another writer the event is still landed and answered at
+    once; its receipt follows when the ledger is free."""
+    locker = sqlite3.connect(landing_dir.parent / "ledger.sqlite", timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        body = stripe_event("evt_locked")
+        started = time.perf_counter()
+        response = receiver.client.post(
+            "/webhooks/billing", content=body, headers=stripe_headers(body)
+        )
+        took = time.perf_counter() - started
+        assert response.status_code == 200 and took < 1.0, took
+        assert landed(landing_dir) == [f"billing/{TODAY()}/evt_locked.json"]
+        assert not receiver.flush_receipts(timeout=0.5)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert receiver.flush_receipts()
+    assert receipts(landing_dir) == [("billing", "evt_locked")]
+
+
+def test_a_file_landed_without_its_receipt_gets_it_at_the_next_start(landing_dir):
+    """A receiver that died with receipts queued left files only; the next one records them."""
+    body = stripe_event("evt_orphan")
+    write_event(landing_dir, "billing", "evt_orphan", body, received=datetime.now(UTC))
+    with Ledger(ledger_url(landing_dir)):
+        pass
+    assert receipts(landing_dir) == []
+    with running_receiver(landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)):
+        assert receipts(landing_dir) == [("billing", "evt_orphan")]
+    with running_receiver(landing_dir, secrets=SECRETS, ledger_url=ledger_url(landing_dir)):
+        assert receipts(landing_dir) == [("billing", "evt_orphan")]
 
 
 def test_stats_endpoint_reports_counts(receiver):

@@ -1,5 +1,8 @@
 """The receiver: `POST /webhooks/<source>`, verified, landed once, answered at once.
 
+A request is answered once its file is durable; its ledger receipt follows on the
+receipt writer's thread, so the ledger is never on the request path.
+
 Everything refused is answered 4xx with nothing written, counted by reason and
 logged by source and reason only (never the body or a secret).
 """
@@ -22,8 +25,7 @@ from starlette.routing import Route
 
 from revops_pipelines.landing_zone import signatures
 from revops_pipelines.landing_zone.files import SOURCES, valid_event_id, write_event
-from revops_pipelines.landing_zone.receipts import record_receipt
-from revops_pipelines.ledger.store import Ledger
+from revops_pipelines.landing_zone.receipts import ReceiptWriter, receipt_for
 
 logger = logging.getLogger("revops_pipelines.landing_zone")
 
@@ -101,11 +103,11 @@ def build_app(
     landing_dir: Path,
     *,
     secrets: Mapping[str, str],
-    ledger: Ledger,
+    receipts: ReceiptWriter,
     body_limit: int = DEFAULT_BODY_LIMIT,
     stats: ReceiverStats | None = None,
 ) -> Starlette:
-    """The receiver over `landing_dir`, with each source's signing secret and the ledger."""
+    """The receiver over `landing_dir`, with each source's signing secret and the receipts."""
     landing_dir = Path(landing_dir)
     verifiers = signatures.verifiers({source: secrets[source] for source in SOURCES})
     stats = stats or ReceiverStats()
@@ -119,9 +121,10 @@ def build_app(
             raise Refused(400, refused.reason) from None
         event_id, event = _event_id(source, body, headers)
         # The file first: a receipt without its file would turn the sender's retry into a loss.
-        path = write_event(landing_dir, source, event_id, body, received=datetime.now(UTC))
+        received = datetime.now(UTC)
+        path = write_event(landing_dir, source, event_id, body, received=received)
         if path is not None:
-            record_receipt(ledger, source=source, event_id=event_id, event=event, body=body)
+            receipts.submit(receipt_for(source, event_id, event, body, received_at=received))
         return event_id, path is None
 
     async def receive(request: Request) -> Response:

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from revops_pipelines.landing_zone.app import DEFAULT_BODY_LIMIT, ReceiverStats, build_app
+from revops_pipelines.landing_zone.receipts import ReceiptWriter, record_missing
 from revops_pipelines.ledger.store import Ledger
 
 START_TIMEOUT_S = 10.0
@@ -47,10 +48,15 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 @dataclass
 class Receiver:
-    """A listening receiver: its base URL and its counters."""
+    """A listening receiver: its base URL, its counters and its receipt writer."""
 
     url: str
     stats: ReceiverStats
+    receipts: ReceiptWriter
+
+    def flush_receipts(self, timeout: float = 30.0) -> bool:
+        """Wait until the ledger has the receipt of every event landed so far."""
+        return self.receipts.flush(timeout)
 
 
 class _Server:
@@ -106,18 +112,27 @@ def running_receiver(
     port: int = 0,
     body_limit: int = DEFAULT_BODY_LIMIT,
 ) -> Iterator[Receiver]:
-    """The receiver listening for the duration of a `with` block (port 0 picks a free one)."""
+    """The receiver listening for the duration of a `with` block (port 0 picks a free one).
+
+    Before it listens, files landed without a receipt (by a receiver that died with receipts
+    queued) get theirs; when it stops, every queued receipt is written.
+    """
     stats = ReceiverStats()
     with Ledger(ledger_url) as ledger:
-        app = build_app(
-            landing_dir, secrets=secrets, ledger=ledger, body_limit=body_limit, stats=stats
-        )
-        server = _Server(app, host=host, port=port)
-        server.start()
+        record_missing(ledger, Path(landing_dir))
+        receipts = ReceiptWriter(ledger).start()
         try:
-            yield Receiver(url=server.url, stats=stats)
+            app = build_app(
+                landing_dir, secrets=secrets, receipts=receipts, body_limit=body_limit, stats=stats
+            )
+            server = _Server(app, host=host, port=port)
+            server.start()
+            try:
+                yield Receiver(url=server.url, stats=stats, receipts=receipts)
+            finally:
+                server.stop()
         finally:
-            server.stop()
+            receipts.stop()
 
 
 def serve_forever(
