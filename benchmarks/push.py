@@ -6,12 +6,15 @@ Serves a copy of the test suite's hand-written state with `revops sandbox serve
 --concurrency erp=N --faults erp.latency_ms=L` in a child process, plans N ERP customer
 upserts and pushes them with the corrections pusher (ledger in a temporary SQLite file).
 The bound is concurrency ÷ latency requests per second; the goal is ≥ 90 % of it.
+Prints CPU per write of the pusher and of the sandbox (Linux: read from /proc) beside the
+wall-clock figures, which a shared machine's load stretches.
 Exits non-zero unless every record arrived exactly once and every key ended applied.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -60,6 +63,13 @@ def _actions(count: int) -> tuple[str, list[dict]]:
     return plan.plan_id, [as_action(row) for row in plan_rows(plan)]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process, from /proc (the machine may be shared, so
+    CPU per write is the figure that does not depend on what else runs)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corrections", type=int, default=10_000)
@@ -90,9 +100,12 @@ def main() -> int:
         plan_id, actions = _actions(args.corrections)
         with Ledger(f"sqlite:///{work / 'ledger.sqlite'}") as ledger:
             with targets_from(settings, policy) as targets:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
+                server_cpu_started = _cpu_seconds(server.pid)
                 summary = Pusher(ledger, targets, policy).push(plan_id, actions)
                 seconds = time.perf_counter() - started
+                pusher_cpu = time.process_time() - cpu_started
+                server_cpu = _cpu_seconds(server.pid) - server_cpu_started
                 throttled = targets["erp"].writer.stats.snapshot()["throttled"]
             outcomes = Counter(ledger.outcomes().values())
     finally:
@@ -114,6 +127,8 @@ def main() -> int:
     print(f"pushed in {seconds:.1f} s: {rate:.1f}/s, bound {bound:.0f}/s, "
           f"share of bound {rate / bound:.1%}")  # fmt: skip
     print(f"throttled answers (429): {throttled}; results: {dict(summary.counts)}")
+    print(f"CPU per write during the push: pusher {pusher_cpu / args.corrections * 1e3:.2f} ms, "
+          f"sandbox {server_cpu / args.corrections * 1e3:.2f} ms")  # fmt: skip
     print(f"peak memory of the pusher process: {peak_mb:.0f} MB")
     wrong = []
     if len(held) != args.corrections or set(held.values()) != {1}:

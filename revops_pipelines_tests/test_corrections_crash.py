@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from revops_pipelines.corrections.pusher import Pusher
@@ -44,6 +45,21 @@ PUSH_SCRIPT = textwrap.dedent(
         Pusher(ledger, targets, rules, lease_s=1.0).push(plan_id, actions)
     """
 )
+
+
+def _assert_no_attempt_lost(writes, actions, attempts) -> None:
+    """Every write the sandbox applied was logged as sent before it went out, and every
+    read-back that found a write follows the send it found."""
+    by_external = {a["external_id"]: a["idempotency_key"] for a in actions}
+    sent = Counter(row["idempotency_key"] for row in attempts if row["status"] == "sent")
+    for external_id, key in by_external.items():
+        assert writes[external_id] <= sent[key], (external_id, writes[external_id], sent[key])
+    seen_sent: set[str] = set()
+    for row in attempts:  # in the order they were written
+        if row["status"] == "sent":
+            seen_sent.add(row["idempotency_key"])
+        elif row["status"] == "verified":
+            assert row["idempotency_key"] in seen_sent, row
 
 
 def _assert_once(state: Path, writes, actions) -> None:
@@ -83,11 +99,13 @@ def test_the_pusher_killed_mid_plan_then_run_again(handwritten_state: Path, tmp_
                 )
                 assert summary.complete, summary.line()
                 assert set(ledger.outcomes().values()) == {"applied"}
+                attempts = ledger.attempts()
         finally:
             if child.poll() is None:
                 child.kill()
         writes = journal_writes(handwritten_state)
     _assert_once(handwritten_state, writes, actions)
+    _assert_no_attempt_lost(writes, actions, attempts)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -145,8 +163,10 @@ def test_the_sandbox_killed_mid_plan_then_restarted(handwritten_state: Path, tmp
             if not summaries[-1].complete:  # what the first run left unknown
                 summaries.append(push_actions(settings, rules, ledger, plan_id, actions))
             assert summaries[-1].complete, [s.line() for s in summaries]
+            attempts = ledger.attempts()
         writes = journal_writes(handwritten_state)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     _assert_once(handwritten_state, writes, actions)
+    _assert_no_attempt_lost(writes, actions, attempts)

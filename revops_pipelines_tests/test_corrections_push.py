@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from revops_pipelines.corrections.pusher import Pusher
 from revops_pipelines.corrections.run import push_actions, replay, targets_from
 from revops_pipelines.ledger import Ledger
 from revops_pipelines.sandbox.serve import running_sandbox
-from revops_pipelines.sandbox.state import StateStore
+from revops_pipelines.sandbox.state import Credentials, StateStore
 from revops_pipelines_tests.corrections_support import (
     ACME_ACCOUNT,
     ACME_BILLING,
@@ -135,7 +136,12 @@ def test_a_permanent_error_is_a_dead_letter_and_replays_with_the_same_key(
         assert replayed.counts["applied"] == 1 and replayed.complete
         assert ledger.dead_letters() == []
         key = letter["idempotency_key"]
-        assert [row["status"] for row in ledger.attempts(key)] == ["failed", "applied"]
+        assert [row["status"] for row in ledger.attempts(key)] == [
+            "sent",
+            "failed",
+            "sent",
+            "applied",
+        ]
     payments = external_id_counts(handwritten_state)["customerpayment"]
     assert payments["inpay_d0"] == 1
 
@@ -214,3 +220,60 @@ def test_crm_pushes_stop_at_the_allowed_share_of_the_daily_allowance(
     assert summary.counts["applied"] >= 1 and summary.counts["deferred"] >= 1
     assert summary.counts["applied"] + summary.counts["deferred"] == len(actions)
     assert sum(outcome == "applied" for outcome in outcomes.values()) == summary.counts["applied"]
+
+
+def test_an_attempt_is_in_the_log_before_its_request_goes_out(sandbox, tmp_path) -> None:
+    plan_id, actions = plan_of(erp_chain(3, prefix="l"))
+    keys = {a["external_id"]: a["idempotency_key"] for a in actions}
+    logged_before: list[int] = []
+    with (
+        Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger,
+        targets_from(settings_for(sandbox, tmp_path), policy()) as targets,
+    ):
+        writer = targets["erp"].writer
+        request = writer.request
+
+        def watched(method: str, url: str, **options):
+            if method in ("PUT", "PATCH", "POST"):
+                key = keys[url.rsplit("eid:", 1)[1]]
+                sent = [row for row in ledger.attempts(key) if row["status"] == "sent"]
+                logged_before.append(len(sent))
+            return request(method, url, **options)
+
+        writer.request = watched
+        summary = Pusher(ledger, targets, policy()).push(plan_id, actions)
+    assert summary.complete, summary.line()
+    assert len(logged_before) == len(actions) and min(logged_before) == 1
+
+
+def test_a_throttled_write_waits_what_retry_after_says(handwritten_state: Path, tmp_path):
+    from revops_pipelines.sandbox.serve import SandboxServer, build_apps
+
+    plan_id, actions = plan_of(erp_chain(3, prefix="w")[0::3])  # three customers
+    store = StateStore.load(handwritten_state)
+    # One ERP request a second: a write right after another is answered 429, Retry-After: 1.
+    apps = build_apps(store, credentials=Credentials(), faults={}, rate_limits={"erp": 1.0}, seed=1)
+    server = SandboxServer(apps)
+    urls = server.start()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    rules = policy(erp={"concurrency": 1, "rate_per_s": 1000.0, "max_attempts": 4})
+    try:
+        with (
+            Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger,
+            targets_from(settings_for(urls, tmp_path), rules) as targets,
+        ):
+            summary = Pusher(ledger, targets, rules, sleep=sleep).push(plan_id, actions)
+            throttled = [row for row in ledger.attempts() if row["http_status"] == 429]
+    finally:
+        server.stop()
+    erp = apps["erp"].app  # the fault layer, inside the sandbox admin routes
+    assert summary.complete, summary.line()
+    assert erp.refused == len(throttled) == len(waits) >= len(actions) - 1
+    # Each retry waited the header's second, not the backoff's fraction of one.
+    assert waits == [1.0] * len(waits)
+    assert erp.served == len(actions)

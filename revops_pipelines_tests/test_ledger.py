@@ -38,15 +38,19 @@ def test_migrations_reach_head_and_are_idempotent(ledger_url: str) -> None:
 
 def test_correction_log_refuses_updates_and_deletes(ledger_url: str) -> None:
     with Ledger(ledger_url) as ledger:
-        ledger.log_attempt(plan_id="p", action_id="a", key="k", status="sent", pusher="me")
-        assert (
-            ledger.log_attempt(plan_id="p", action_id="a", key="k", status="applied", pusher="me")
-            == 2
+        row = {"plan_id": "p", "action_id": "a", "key": "k", "pusher": "me"}
+        ledger.log_attempts(
+            [{**row, "attempt": 1, "status": "sent"}, {**row, "attempt": 1, "status": "retry"}]
+        )
+        ledger.log_attempts(
+            [{**row, "attempt": 2, "status": "sent"}, {**row, "attempt": 2, "status": "applied"}]
         )
         for statement in ("UPDATE correction_log SET status = 'x'", "DELETE FROM correction_log"):
             with pytest.raises(sa.exc.DBAPIError), ledger.engine.begin() as connection:
                 connection.execute(sa.text(statement))
-        assert [a["status"] for a in ledger.attempts("k")] == ["sent", "applied"]
+        assert [(a["attempt"], a["status"]) for a in ledger.attempts("k")] == [
+            (1, "sent"), (1, "retry"), (2, "sent"), (2, "applied"),
+        ]  # fmt: skip
 
 
 def test_a_key_is_claimed_by_one_pusher_until_settled(ledger_url: str) -> None:
@@ -135,7 +139,18 @@ def test_an_older_ledger_is_migrated_forward_keeping_its_rows(ledger_url: str) -
         with ledger.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "0001")
-        ledger.log_attempt(plan_id="p", action_id="a", key="k", status="sent", pusher="me")
+        ledger.log_attempts(
+            [
+                {
+                    "plan_id": "p",
+                    "action_id": "a",
+                    "key": "k",
+                    "attempt": 1,
+                    "status": "sent",
+                    "pusher": "me",
+                }
+            ]
+        )
         assert ledger.revision() == "0001"
         assert ledger.upgrade() == "0002"
         assert [a["status"] for a in ledger.attempts("k")] == ["sent"]

@@ -76,45 +76,75 @@ class Progress:
 
 
 class AttemptLog:
-    """Attempts written to the ledger in small batches by one thread, so the HTTP slots
-    never wait for a commit. A crash loses at most the last batch; its keys are still
-    claimed as pending, so the next run reads them back before sending anything again."""
+    """Attempts written to the ledger by one thread, many rows a transaction (group commit).
 
-    def __init__(self, ledger: Ledger, *, every_s: float = 0.05) -> None:
+    A `sent` row is committed before its request goes out (`sent` waits for the commit), so
+    a crash loses no attempt; the answer's row follows with the next commit. A key whose
+    answer row was lost is still claimed as pending, so the next run reads it back first.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.every_s = every_s
         self._rows: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._queued = 0  # rows handed in so far, and of those, committed
+        self._committed = 0
+        self._closed = False
         self._failure: BaseException | None = None
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="attempt-log", daemon=True)
         self._thread.start()
 
-    def add(self, **row: Any) -> None:
+    def add(self, *rows: dict[str, Any]) -> int:
+        """Queue rows for the next commit; the number to `wait` for to see them committed."""
+        with self._changed:
+            self._raise_failure()
+            self._rows.extend(rows)
+            self._queued += len(rows)
+            self._changed.notify_all()
+            return self._queued
+
+    def sent(self, *rows: dict[str, Any]) -> None:
+        """Log requests about to be sent, and return once the log holds them."""
+        self.wait(self.add(*({**row, "status": "sent"} for row in rows)))
+
+    def wait(self, number: int | None = None) -> None:
+        """Until the first `number` rows (all queued ones by default) are committed."""
+        with self._changed:
+            number = self._queued if number is None else number
+            while self._committed < number and self._failure is None:
+                self._changed.wait()
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
         if self._failure is not None:
             raise RuntimeError("the ledger refused attempts") from self._failure
-        with self._lock:
-            self._rows.append(row)
-
-    def flush(self) -> None:
-        with self._lock:
-            rows, self._rows = self._rows, []
-        self.ledger.log_attempts(rows)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
+        while True:
+            with self._changed:
+                while not self._rows and not self._closed:
+                    self._changed.wait()
+                if not self._rows:
+                    return
+                rows, self._rows = self._rows, []
+                upto = self._queued
             try:
-                self.flush()
-            except BaseException as error:  # reported to the pusher by add() and close()
-                self._failure = error
+                self.ledger.log_attempts(rows)
+            except BaseException as error:  # reported to the pusher by add(), wait(), close()
+                with self._changed:
+                    self._failure = error
+                    self._changed.notify_all()
                 return
+            with self._changed:
+                self._committed = upto
+                self._changed.notify_all()
 
     def close(self) -> None:
-        self._stop.set()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
         self._thread.join()
-        if self._failure is not None:
-            raise RuntimeError("the ledger refused attempts") from self._failure
-        self.flush()
+        self._raise_failure()
 
 
 def _levels(actions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -156,6 +186,8 @@ class Pusher:
         self.sleep = sleep
         self.progress = progress
         self._random = random.Random()
+        self._numbers: dict[str, int] = {}  # key → its attempt now
+        self._numbers_lock = threading.Lock()
 
     def push(self, plan_id: str, actions: Iterable[dict[str, Any]]) -> PushSummary:
         started = time.monotonic()
@@ -209,9 +241,9 @@ class Pusher:
         if target == "crm":
             yield from self._push_crm(plan_id, actions)
             return
-        # More workers than slots: one worker writes to the ledger while another holds the
-        # slot, so the target's concurrency limit, not the ledger, sets the pace.
-        slots = threading.Semaphore(max(1, limits.concurrency))
+        # More workers than the target takes at once: while its client holds every request
+        # slot (the concurrency limit), the others log and prepare, so the next request is
+        # ready the moment a slot frees.
         chunks = [actions[n : n + CLAIM_CHUNK] for n in range(0, len(actions), CLAIM_CHUNK)]
         with ThreadPoolExecutor(max_workers=2 * max(1, limits.concurrency) + 1) as pool:
             running: list[tuple[list[dict[str, Any]], list]] = []
@@ -222,7 +254,7 @@ class Pusher:
                     lease_s=self.lease_s,
                 )
                 futures = [
-                    pool.submit(self._push_one, plan_id, a, claims[a["idempotency_key"]], slots)
+                    pool.submit(self._push_one, plan_id, a, claims[a["idempotency_key"]])
                     for a in chunk
                 ]
                 running.append((chunk, futures))
@@ -244,22 +276,46 @@ class Pusher:
             lease_s=self.lease_s,
         )
         if claim is not None:
+            self._number(claim)
             return True, claim.previous_outcome
         outcome = self.ledger.outcomes([action["idempotency_key"]]).get(action["idempotency_key"])
         return False, outcome
 
+    def _row(self, plan_id: str, action: dict[str, Any]) -> dict[str, Any]:
+        key = action["idempotency_key"]
+        with self._numbers_lock:
+            attempt = self._numbers.get(key, 0)
+        return {"plan_id": plan_id, "action_id": action["action_id"], "key": key,
+                "attempt": attempt, "pusher": self.owner}  # fmt: skip
+
+    def _number(self, claim: Claim) -> None:
+        """Attempts are numbered from what the log holds when the key is claimed."""
+        with self._numbers_lock:
+            self._numbers[claim.key] = max(self._numbers.get(claim.key, 0), claim.attempts)
+
+    def _sent(self, plan_id: str, actions: list[dict[str, Any]]) -> None:
+        """Logged, and committed, before the request that carries them goes out."""
+        with self._numbers_lock:
+            for action in actions:
+                key = action["idempotency_key"]
+                self._numbers[key] = self._numbers.get(key, 0) + 1
+        self._attempts.sent(*(self._row(plan_id, a) for a in actions))
+
     def _log(self, plan_id: str, action: dict[str, Any], outcome: Outcome, settle: str | None):
         self._attempts.add(
-            plan_id=plan_id,
-            action_id=action["action_id"],
-            key=action["idempotency_key"],
-            status=outcome.status if outcome.response != "read back" else "verified",
-            pusher=self.owner,
-            http_status=outcome.http_status,
-            response=outcome.response,
-            outcome=settle,
-            target_id=outcome.target_id,
+            {
+                **self._row(plan_id, action),
+                "status": outcome.status if outcome.response != "read back" else "verified",
+                "http_status": outcome.http_status,
+                "response": outcome.response,
+                "outcome": settle,
+                "target_id": outcome.target_id,
+            }
         )
+
+    def _settle(self, action: dict[str, Any], outcome: str) -> None:
+        self._attempts.wait()  # the attempts first: the settlement is what a later run trusts
+        self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome=outcome)
 
     def _wait(self, attempt: int, outcome: Outcome) -> None:
         if outcome.retry_after is not None:
@@ -267,15 +323,14 @@ class Pusher:
         else:
             self.sleep(min(30.0, 0.25 * 2**attempt) * (0.5 + self._random.random()))
 
-    def _push_one(
-        self, plan_id: str, action: dict[str, Any], claim: Claim | None, slots: threading.Semaphore
-    ) -> str:
+    def _push_one(self, plan_id: str, action: dict[str, Any], claim: Claim | None) -> str:
         target = self.targets[action["target"]]
         if claim is None:
             previous = self.ledger.outcomes([action["idempotency_key"]]).get(
                 action["idempotency_key"]
             )
             return {"applied": "done", "dead": "failed"}.get(previous or "", "busy")
+        self._number(claim)
         must_verify = claim.previous_outcome in ("pending", "unknown")
         max_attempts = self.policy.targets[action["target"]].max_attempts
         outcome = Outcome("unknown")
@@ -283,8 +338,7 @@ class Pusher:
             if attempt and not self._claim(plan_id, action)[0]:
                 return "busy"
             if must_verify:
-                with slots:
-                    found = target.verify(action)
+                found = target.verify(action)
                 if found is not None and found.status == "applied":
                     self._log(plan_id, action, found, "applied")
                     return "verified"
@@ -292,14 +346,17 @@ class Pusher:
                     self._log(plan_id, action, found, None)
                     self._wait(attempt, found)
                     continue
-            with slots:
-                outcome = target.send(action)
+            ready = target.prepare(action)
+            if isinstance(ready, Outcome):
+                outcome = ready  # nothing was sent
+            else:
+                self._sent(plan_id, [action])
+                outcome = target.write(action, ready)
             if outcome.status == "applied":
                 self._log(plan_id, action, outcome, "applied")
                 return "applied"
             if outcome.status == "waiting":
-                self._attempts.flush()
-                self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome="pending")
+                self._settle(action, "pending")
                 return "waiting"
             if outcome.status == "failed":
                 self._log(plan_id, action, outcome, "dead")
@@ -309,9 +366,7 @@ class Pusher:
             self._log(plan_id, action, outcome, None)
             if attempt + 1 < max_attempts:
                 self._wait(attempt, outcome)
-        final = "unknown" if outcome.status == "unknown" else "pending"
-        self._attempts.flush()
-        self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome=final)
+        self._settle(action, "unknown" if outcome.status == "unknown" else "pending")
         return "unknown"
 
     def _dead_letter(self, plan_id: str, action: dict[str, Any], outcome: Outcome) -> None:
@@ -355,6 +410,7 @@ class Pusher:
             for attempt in range(limits.max_attempts):
                 if not to_send:
                     break
+                self._sent(plan_id, to_send)
                 outcomes = target.send_batch(to_send)
                 retry = []
                 for action, outcome in zip(to_send, outcomes, strict=True):
@@ -373,9 +429,8 @@ class Pusher:
                 if to_send and attempt + 1 < limits.max_attempts:
                     self._wait(attempt, retry[0][1])
                     to_send = [a for a in to_send if self._claim(plan_id, a)[0]]
-            self._attempts.flush()
             for action in to_send:
-                self.ledger.settle(action["idempotency_key"], owner=self.owner, outcome="unknown")
+                self._settle(action, "unknown")
                 yield action["action_id"], "unknown"
 
 

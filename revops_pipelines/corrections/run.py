@@ -101,7 +101,8 @@ def as_action(row: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def targets_from(settings: Settings, policy: Policy) -> Iterator[dict[str, Any]]:
-    """Writers for the three systems; each makes one attempt per call (the pusher retries)."""
+    """Writers for the three systems; each makes one attempt per call (the pusher retries) and
+    holds at most the target's concurrency limit of requests in flight."""
     erp = policy.targets["erp"]
     billing = policy.targets["billing"]
     crm = policy.targets["crm"]
@@ -111,6 +112,7 @@ def targets_from(settings: Settings, policy: Policy) -> Iterator[dict[str, Any]]
             token=settings.erp_token,
             rate_limit=erp.rate_per_s,
             max_attempts=1,
+            max_concurrency=erp.concurrency,
             workers=erp.concurrency,
         ),
         "billing": BillingWriter(
@@ -118,6 +120,7 @@ def targets_from(settings: Settings, policy: Policy) -> Iterator[dict[str, Any]]
             api_key=settings.billing_api_key,
             rate_limit=billing.rate_per_s,
             max_attempts=1,
+            max_concurrency=billing.concurrency,
             workers=billing.concurrency,
         ),
         "crm": CrmWriter(

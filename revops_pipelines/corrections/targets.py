@@ -125,10 +125,12 @@ class ErpTarget:
                 line["doc"] = {"id": internal}
         return body
 
-    def send(self, action: dict[str, Any]) -> Outcome:
-        payload = json.loads(action["payload"])
+    def prepare(self, action: dict[str, Any]) -> dict[str, Any] | Outcome:
+        """The body to write, references resolved to internal ids; or the outcome without
+        writing: `waiting` (a record it refers to is not in the ERP yet), `applied` (a posted
+        transaction already there), or a failed read."""
         try:
-            body = self._resolve(payload)
+            body = self._resolve(json.loads(action["payload"]))
             if body is None:
                 return Outcome("waiting", response="a record it refers to is not in the ERP")
             if action["operation"] == "upsert" and action["record_type"] in self.CREATE_ONLY:
@@ -142,6 +144,12 @@ class ErpTarget:
                         "already in the ERP: a posted transaction is never edited",
                         target_id=str(existing.get("id")),
                     )
+        except (ConnectorError, httpx.TransportError) as error:
+            return from_error(error)
+        return body
+
+    def write(self, action: dict[str, Any], body: dict[str, Any]) -> Outcome:
+        try:
             if action["operation"] == "upsert":
                 internal = self.writer.upsert(action["record_type"], action["external_id"], body)
                 if internal:
@@ -176,12 +184,15 @@ class BillingTarget:
     def __init__(self, writer: Any) -> None:
         self.writer = writer
 
-    def send(self, action: dict[str, Any]) -> Outcome:
+    def prepare(self, action: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(action["payload"])
+
+    def write(self, action: dict[str, Any], body: dict[str, Any]) -> Outcome:
         try:
             record = self.writer.update(
                 action["record_type"],
                 action["target_id"] or action["external_id"],
-                json.loads(action["payload"]),
+                body,
                 idempotency_key=action["idempotency_key"],
             )
         except (ConnectorError, httpx.TransportError) as error:
@@ -235,9 +246,6 @@ class CrmTarget:
             status = "retry" if code in CRM_RETRY_CODES else "failed"
             outcomes.append(Outcome(status, 400, json.dumps(errors), code=code))
         return outcomes
-
-    def send(self, action: dict[str, Any]) -> Outcome:
-        return self.send_batch([action])[0]
 
     def verify(self, action: dict[str, Any]) -> Outcome | None:
         payload = json.loads(action["payload"])

@@ -15,7 +15,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -47,6 +57,7 @@ class Claim:
     key: str
     previous_outcome: str | None
     target_id: str | None
+    attempts: int = 0  # requests sent with this key so far (`sent` rows in the log)
 
 
 def _now() -> datetime:
@@ -60,16 +71,18 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def _settlement(key: str, owner: str, outcome: str, target_id: str | None) -> Any:
-    now = _now()
-    values: dict[str, Any] = {"outcome": outcome, "updated_at": now, "lease_until": now}
-    if target_id is not None:
-        values["target_id"] = target_id
-    return (
-        update(KeyClaim)
-        .where(KeyClaim.idempotency_key == key, KeyClaim.owner == owner)
-        .values(**values)
+# How a key's last attempt ended, and the end of its lease (parameters k, o, out, t, now);
+# one statement for many keys; a missing target id keeps the stored one.
+_SETTLE = (
+    update(KeyClaim)
+    .where(KeyClaim.idempotency_key == bindparam("k"), KeyClaim.owner == bindparam("o"))
+    .values(
+        outcome=bindparam("out"),
+        updated_at=bindparam("now"),
+        lease_until=bindparam("now"),
+        target_id=func.coalesce(bindparam("t"), KeyClaim.target_id),
     )
+)
 
 
 def _alembic_config() -> Config:
@@ -163,6 +176,15 @@ class Ledger:
             row = connection.execute(
                 select(KeyClaim.outcome, KeyClaim.target_id).where(KeyClaim.idempotency_key == key)
             ).first()
+            sent = (
+                connection.execute(
+                    select(func.count()).where(
+                        CorrectionLog.idempotency_key == key, CorrectionLog.status == "sent"
+                    )
+                ).scalar_one()
+                if row is not None
+                else 0
+            )
         if row is None:
             try:
                 with self.engine.begin() as connection:
@@ -193,7 +215,7 @@ class Ledger:
                 )
                 .values(owner=owner, lease_until=lease, updated_at=now)
             ).rowcount
-        return Claim(key, outcome, target_id) if taken == 1 else None
+        return Claim(key, outcome, target_id, sent) if taken == 1 else None
 
     def claim_many(
         self, keys: dict[str, tuple[str, str]], *, owner: str, lease_s: float = 60.0
@@ -248,7 +270,9 @@ class Ledger:
         if outcome not in OUTCOMES:
             raise LedgerError(f"unknown outcome {outcome!r}")
         with self.engine.begin() as connection:
-            connection.execute(_settlement(key, owner, outcome, target_id))
+            connection.execute(
+                _SETTLE, [{"k": key, "o": owner, "out": outcome, "t": target_id, "now": _now()}]
+            )
 
     def outcomes(self, keys: Iterable[str] | None = None) -> dict[str, str]:
         query = select(KeyClaim.idempotency_key, KeyClaim.outcome)
@@ -259,93 +283,44 @@ class Ledger:
 
     # -- attempts
 
-    def log_attempt(
-        self,
-        *,
-        plan_id: str,
-        action_id: str,
-        key: str,
-        status: str,
-        pusher: str,
-        http_status: int | None = None,
-        response: Any = None,
-        outcome: str | None = None,
-        target_id: str | None = None,
-    ) -> int:
-        """Append one attempt (its number is one more than the key's attempts so far).
-
-        With `outcome`, the key's claim is settled in the same transaction.
-        """
-        body = response if isinstance(response, str) or response is None else json.dumps(response)
-        if outcome is not None and outcome not in OUTCOMES:
-            raise LedgerError(f"unknown outcome {outcome!r}")
-        with self.engine.begin() as connection:
-            attempt = (
-                connection.execute(
-                    select(func.count()).where(CorrectionLog.idempotency_key == key)
-                ).scalar_one()
-                + 1
-            )
-            connection.execute(
-                insert(CorrectionLog).values(
-                    plan_id=plan_id,
-                    action_id=action_id,
-                    idempotency_key=key,
-                    attempt=attempt,
-                    status=status,
-                    http_status=http_status,
-                    response=body[:10_000] if body else body,
-                    pusher=pusher,
-                    at=_now(),
-                )
-            )
-            if outcome is not None:
-                connection.execute(_settlement(key, pusher, outcome, target_id))
-        return attempt
-
     def log_attempts(self, attempts: list[dict[str, Any]]) -> None:
-        """Append many attempts (the keyword arguments of `log_attempt`) in one transaction."""
+        """Append attempts in one transaction; each is a dict of plan_id, action_id, key,
+        attempt (its number: a `sent` row opens it, its answer and read-backs carry it),
+        status, pusher and optionally http_status, response, and outcome (with target_id),
+        which settles the key's claim in the same transaction."""
         if not attempts:
             return
+        for a in attempts:
+            if a.get("outcome") is not None and a["outcome"] not in OUTCOMES:
+                raise LedgerError(f"unknown outcome {a['outcome']!r}")
         now = _now()
-        keys = sorted({a["key"] for a in attempts})
+        rows = []
+        for a in attempts:
+            response = a.get("response")
+            if response is not None and not isinstance(response, str):
+                response = json.dumps(response)
+            rows.append(
+                {
+                    "plan_id": a["plan_id"],
+                    "action_id": a["action_id"],
+                    "idempotency_key": a["key"],
+                    "attempt": a["attempt"],
+                    "status": a["status"],
+                    "http_status": a.get("http_status"),
+                    "response": response[:10_000] if response else response,
+                    "pusher": a["pusher"],
+                    "at": now,
+                }
+            )
+        settled = [
+            {"k": a["key"], "o": a["pusher"], "out": a["outcome"], "t": a.get("target_id")}
+            for a in attempts
+            if a.get("outcome") is not None
+        ]
         with self.engine.begin() as connection:
-            counts: dict[str, int] = {}
-            for start in range(0, len(keys), 500):
-                counts.update(
-                    connection.execute(
-                        select(CorrectionLog.idempotency_key, func.count())
-                        .where(CorrectionLog.idempotency_key.in_(keys[start : start + 500]))
-                        .group_by(CorrectionLog.idempotency_key)
-                    )
-                    .tuples()
-                    .all()
-                )
-            rows = []
-            for a in attempts:
-                counts[a["key"]] = counts.get(a["key"], 0) + 1
-                response = a.get("response")
-                if response is not None and not isinstance(response, str):
-                    response = json.dumps(response)
-                rows.append(
-                    {
-                        "plan_id": a["plan_id"],
-                        "action_id": a["action_id"],
-                        "idempotency_key": a["key"],
-                        "attempt": counts[a["key"]],
-                        "status": a["status"],
-                        "http_status": a.get("http_status"),
-                        "response": response[:10_000] if response else response,
-                        "pusher": a["pusher"],
-                        "at": a.get("at") or now,
-                    }
-                )
             connection.execute(insert(CorrectionLog), rows)
-            for a in attempts:
-                if a.get("outcome") is not None:
-                    connection.execute(
-                        _settlement(a["key"], a["pusher"], a["outcome"], a.get("target_id"))
-                    )
+            if settled:
+                connection.execute(_SETTLE, [{**s, "now": now} for s in settled])
 
     def attempts(self, key: str | None = None) -> list[dict[str, Any]]:
         query = select(CorrectionLog).order_by(CorrectionLog.id)
