@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.run import now_for, recon_vars
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
 from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.rawdata import load_state_dir
@@ -52,7 +52,7 @@ def run_one(state: Path) -> list[dict]:
     manifest = json.loads((state / "manifest.json").read_text())
     con = duckdb.connect()
     load_state_dir(con, state)
-    run_models(con, load_models(), vars=recon_vars(now=now_for(manifest.get("as_of"))))
+    run_models(con, load_models(), vars=reconciliation_vars(now=now_for(manifest.get("as_of"))))
     cursor = con.execute("SELECT * FROM reconciliation.findings")
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

@@ -124,7 +124,7 @@ def main() -> None:
             )
             with duckdb.connect(str(Path(tmp) / "bench.duckdb")) as con:
                 started = time.monotonic()
-                full = extract_stream(client, con, "invoices", run_id="full")
+                full = extract_stream(client, con, "invoice", run_id="full")
                 elapsed = time.monotonic() - started
                 achieved = full.requests / elapsed
                 print(
@@ -133,7 +133,7 @@ def main() -> None:
                     f"{args.rate:g} req/s limit (goal >= 90%); throttled={full.throttled} "
                     f"retries={full.retries}"
                 )
-                extract_stream(client, con, "customers", run_id="full")
+                extract_stream(client, con, "customer", run_id="full")
 
                 changed = max(1, args.customers // 100)
                 for n in range(changed):
@@ -143,8 +143,8 @@ def main() -> None:
                         data={"metadata[touched]": "yes"},
                         idempotency_key=f"bench-{n}",
                     )
-                customers = extract_stream(client, con, "customers", run_id="incremental")
-                invoices = extract_stream(client, con, "invoices", run_id="incremental")
+                customers = extract_stream(client, con, "customer", run_id="incremental")
+                invoices = extract_stream(client, con, "invoice", run_id="incremental")
                 print(
                     f"incremental after {changed} of {args.customers} customers changed "
                     f"({changed / args.customers:.1%}): read {customers.fetched} customers = "

@@ -179,7 +179,7 @@ def change_customers(settings: Settings, state: Path, share: float) -> dict[str,
 
 def check_changes(path: Path, changed: dict[str, dict[str, str]]) -> list[str]:
     where = {
-        "billing": ("billing_customers", "$.name"),
+        "billing": ("billing_customer", "$.name"),
         "crm": ("crm_account", "$.Name"),
         "erp": ("erp_customer", "$.companyname"),
     }

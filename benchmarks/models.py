@@ -85,7 +85,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "crm_product2",
+        "crm_product",
         """
         SELECT '01t' || i AS id, json_object('Id', '01t' || i, 'ProductCode', 'SKU-' || i,
             'Name', 'Product ' || i, 'IsActive', true, 'IsDeleted', false) AS payload
@@ -93,7 +93,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "billing_products",
+        "billing_product",
         """
         SELECT 'prod_' || i AS id, json_object('id', 'prod_' || i, 'name', 'Product ' || i,
             'active', true, 'created', 1735787045, 'metadata', json_object('sku', 'SKU-' || i)) AS payload
@@ -101,7 +101,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "billing_customers",
+        "billing_customer",
         f"""
         SELECT 'cus_' || i AS id, json_object('id', 'cus_' || i, 'name', 'Customer ' || i,
             'email', 'ap' || i || '@example.com', 'currency', {cur}, 'created', 1735787045,
@@ -112,7 +112,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "billing_subscriptions",
+        "billing_subscription",
         f"""
         SELECT 'sub_' || i AS id, json_object('id', 'sub_' || i, 'customer', 'cus_' || (i % {customers}),
             'status', 'active', 'currency', {cur}, 'created', 1738368000, 'start_date', 1738368000,
@@ -127,7 +127,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "billing_invoices",
+        "billing_invoice",
         f"""
         SELECT 'in_' || i AS id, json_object('id', 'in_' || i,
             'customer', 'cus_' || (i % {customers}), 'number', 'INV-' || i, 'status', 'paid',
@@ -150,7 +150,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "billing_invoice_payments",
+        "billing_invoice_payment",
         f"""
         SELECT 'inpay_' || i AS id, json_object('id', 'inpay_' || i, 'invoice', 'in_' || i,
             'amount_paid', 11000 + i % 977, 'amount_requested', 11000 + i % 977, 'currency', {cur},
@@ -210,7 +210,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "erp_transactionline",
+        "erp_transaction_line",
         f"""
         SELECT {inv_id} || '-1' AS id, json_object('id', {inv_id} || '-1', 'transaction', {inv_id},
             'linesequencenumber', 1, 'item', (100 + i % 20)::VARCHAR, 'quantity', 1,
@@ -219,7 +219,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "erp_customerpayment",
+        "erp_customer_payment",
         f"""
         SELECT {pay_id} AS id, json_object('id', {pay_id}, 'type', 'CustPymt', 'tranid', 'PYMT-' || i,
             'trandate', '2025-02-03', 'entity', (1000000 + i % {customers})::VARCHAR,
@@ -229,7 +229,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, scale: float) -> dict[str, int]:
     )
     _raw(
         con,
-        "erp_previoustransactionlink",
+        "erp_previous_transaction_link",
         f"""
         SELECT {inv_id} || '-' || {pay_id} AS id, json_object('id', {inv_id} || '-' || {pay_id},
             'previousdoc', {inv_id}, 'nextdoc', {pay_id}, 'linktype', 'Payment',

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.exceptions import update_exceptions
-from revops_pipelines.recon.run import now_for, recon_vars, run_reconciliation
+from revops_pipelines.reconciliation.exceptions import update_exceptions
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars, run_reconciliation
 from revops_pipelines.sqlmodels import load_models, run_models
 
 AS_OF = "2025-06-28"
@@ -224,7 +224,7 @@ def reconcile_in_child(db: Path) -> dict:
 def child(db: Path) -> None:
     with duckdb.connect(str(db)) as con:
         started = time.perf_counter()
-        counts = run_reconciliation(con, vars=recon_vars(now=now_for(AS_OF)))
+        counts = run_reconciliation(con, vars=reconciliation_vars(now=now_for(AS_OF)))
         models_s = time.perf_counter() - started
         summary = update_exceptions(con, now=datetime.now(UTC))
         total_s = time.perf_counter() - started
@@ -290,7 +290,7 @@ def our_invoice_step(con: duckdb.DuckDBPyConnection) -> tuple[float, set[str]]:
         con,
         models,
         select={"invoice_drift"},
-        vars=recon_vars(now=now_for(AS_OF)),
+        vars=reconciliation_vars(now=now_for(AS_OF)),
     )
     elapsed = time.perf_counter() - started
     keys = con.execute(

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.exceptions import update_exceptions
-from revops_pipelines.recon.money import Rates, currency_exponents
-from revops_pipelines.recon.report import render_report
+from revops_pipelines.reconciliation.exceptions import update_exceptions
+from revops_pipelines.reconciliation.money import Rates, currency_exponents
+from revops_pipelines.reconciliation.report import render_report
 from revops_pipelines.sqlmodels import load_seeds
 
 AS_OF = datetime(2025, 6, 28, 23, 59, 59, tzinfo=UTC)

@@ -167,8 +167,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_trace(args: argparse.Namespace) -> int:
     import duckdb
 
-    from revops_pipelines.recon.run import now_for
-    from revops_pipelines.recon.trace import TraceNotFoundError, trace
+    from revops_pipelines.reconciliation.run import now_for
+    from revops_pipelines.reconciliation.trace import TraceNotFoundError, trace
     from revops_pipelines.settings import Settings
 
     settings = Settings.from_env()

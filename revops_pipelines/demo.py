@@ -85,7 +85,7 @@ def sandbox_systems(state_dir: Path) -> Iterator[None]:
 
 def run_demo(*, customers: int, months: int, seed: int) -> int:
     from revops_pipelines.defs.progress import run_with_progress
-    from revops_pipelines.recon.run import now_for
+    from revops_pipelines.reconciliation.run import now_for
 
     settings = Settings.from_env()
     ensure_scenario(settings.sandbox_state_dir, customers=customers, months=months, seed=seed)
@@ -115,8 +115,8 @@ def summarize_exceptions(
     """One line a person reads first: how much is open, how bad, how much needs a person."""
     import duckdb
 
-    from revops_pipelines.recon.money import load_rates
-    from revops_pipelines.recon.reading import read_exceptions
+    from revops_pipelines.reconciliation.money import load_rates
+    from revops_pipelines.reconciliation.reading import read_exceptions
 
     as_of = as_of or datetime.now(UTC)
     with duckdb.connect(str(duckdb_path), read_only=True) as con:

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from revops_pipelines.recon.run import now_for, recon_vars, run_reconciliation
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars, run_reconciliation
 from revops_pipelines.sqlmodels import normalize_text_value
 
 MONEY = "BIGINT"
@@ -475,7 +475,7 @@ def reconcile_world(
     """Builds the canonical tables, runs the reconciliation models, returns the findings."""
     con = con or duckdb.connect()
     build_canonical(con, world)
-    run_reconciliation(con, vars=recon_vars(now=now_for(as_of), tolerances=tolerances))
+    run_reconciliation(con, vars=reconciliation_vars(now=now_for(as_of), tolerances=tolerances))
     cursor = con.execute("SELECT * FROM reconciliation.findings ORDER BY drift_type, exception_id")
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]

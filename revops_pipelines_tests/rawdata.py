@@ -24,25 +24,25 @@ RAW_COLUMNS = (
 CRM_STREAMS = {
     "crm_account": ("crm/Account.jsonl", "Id", "SystemModstamp"),
     "crm_opportunity": ("crm/Opportunity.jsonl", "Id", "SystemModstamp"),
-    "crm_opportunitylineitem": ("crm/OpportunityLineItem.jsonl", "Id", "SystemModstamp"),
-    "crm_product2": ("crm/Product2.jsonl", "Id", "SystemModstamp"),
+    "crm_opportunity_line_item": ("crm/OpportunityLineItem.jsonl", "Id", "SystemModstamp"),
+    "crm_product": ("crm/Product2.jsonl", "Id", "SystemModstamp"),
     "crm_contract": ("crm/Contract.jsonl", "Id", "SystemModstamp"),
 }
 BILLING_STREAMS = {
-    "billing_customers": ("billing/customers.jsonl", "id", "created"),
-    "billing_products": ("billing/products.jsonl", "id", "created"),
-    "billing_prices": ("billing/prices.jsonl", "id", "created"),
-    "billing_subscriptions": ("billing/subscriptions.jsonl", "id", "created"),
-    "billing_invoices": ("billing/invoices.jsonl", "id", "created"),
-    "billing_invoice_payments": ("billing/invoice_payments.jsonl", "id", "created"),
-    "billing_credit_notes": ("billing/credit_notes.jsonl", "id", "created"),
+    "billing_customer": ("billing/customers.jsonl", "id", "created"),
+    "billing_product": ("billing/products.jsonl", "id", "created"),
+    "billing_price": ("billing/prices.jsonl", "id", "created"),
+    "billing_subscription": ("billing/subscriptions.jsonl", "id", "created"),
+    "billing_invoice": ("billing/invoices.jsonl", "id", "created"),
+    "billing_invoice_payment": ("billing/invoice_payments.jsonl", "id", "created"),
+    "billing_credit_note": ("billing/credit_notes.jsonl", "id", "created"),
 }
 ERP_RECORD_FILES = ("subsidiary", "customer", "item", "invoice", "customerpayment", "creditmemo")
 # SuiteQL table → raw tables; transactions are split by type into one stream per record type.
 ERP_TRANSACTION_STREAMS = {
     "CustInvc": "erp_invoice",
-    "CustPymt": "erp_customerpayment",
-    "CustCred": "erp_creditmemo",
+    "CustPymt": "erp_customer_payment",
+    "CustCred": "erp_credit_memo",
 }
 ALL_RAW_TABLES = (
     *CRM_STREAMS,
@@ -52,8 +52,8 @@ ALL_RAW_TABLES = (
     "erp_customer",
     "erp_item",
     *ERP_TRANSACTION_STREAMS.values(),
-    "erp_transactionline",
-    "erp_previoustransactionlink",
+    "erp_transaction_line",
+    "erp_previous_transaction_link",
 )
 
 
@@ -133,8 +133,8 @@ def erp_raw_rows(records: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, li
         "erp_currency": suiteql["currency"],
         "erp_customer": suiteql["customer"],
         "erp_item": suiteql["item"],
-        "erp_transactionline": suiteql["transactionline"],
-        "erp_previoustransactionlink": suiteql["previoustransactionlink"],
+        "erp_transaction_line": suiteql["transactionline"],
+        "erp_previous_transaction_link": suiteql["previoustransactionlink"],
     }
     for stream in ERP_TRANSACTION_STREAMS.values():
         raw[stream] = []

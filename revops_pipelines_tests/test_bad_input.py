@@ -26,7 +26,7 @@ from revops_pipelines.connectors.crm import CrmClient
 from revops_pipelines.connectors.erp import ErpClient
 from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_stream, stream_key
 from revops_pipelines.raw.store import read_cursor
-from revops_pipelines.recon.run import now_for, recon_vars
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
 from revops_pipelines.sandbox.faults import FaultSpec
 from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sandbox.serve import SandboxServer, SandboxUrls, build_apps
@@ -201,7 +201,7 @@ def _extract(store: StateStore, con: duckdb.DuckDBPyConnection, *, run_id: str) 
 
 
 def _findings(con: duckdb.DuckDBPyConnection, as_of: str) -> list[dict[str, Any]]:
-    run_models(con, load_models(), vars=recon_vars(now=now_for(as_of)))
+    run_models(con, load_models(), vars=reconciliation_vars(now=now_for(as_of)))
     cursor = con.execute("SELECT * FROM reconciliation.findings")
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -262,7 +262,7 @@ def _any(record: dict[str, Any]) -> bool:
 
 TAMPERINGS: dict[str, list[Tamper]] = {
     "why1": [
-        ("billing", "invoices", "billing_invoices", _any, _set("total", "abc"), "total", '"abc"'),
+        ("billing", "invoices", "billing_invoice", _any, _set("total", "abc"), "total", '"abc"'),
         (
             "crm",
             "Opportunity",
@@ -283,11 +283,11 @@ TAMPERINGS: dict[str, list[Tamper]] = {
         ),
     ],
     "why2": [
-        ("billing", "invoices", "billing_invoices", _any, _set("total", 531.65), "total", "531.65"),
+        ("billing", "invoices", "billing_invoice", _any, _set("total", 531.65), "total", "531.65"),
         (
             "billing",
             "subscriptions",
-            "billing_subscriptions",
+            "billing_subscription",
             lambda r: len(r["items"]["data"]) > 0,
             _first_price("unit_amount", 12.5),
             "items.data[0].price.unit_amount",
@@ -296,7 +296,7 @@ TAMPERINGS: dict[str, list[Tamper]] = {
         (
             "billing",
             "subscriptions",
-            "billing_subscriptions",
+            "billing_subscription",
             _any,
             lambda record: record.pop("items"),
             "items",

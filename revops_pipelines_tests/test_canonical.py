@@ -95,7 +95,7 @@ def test_revenue_split_by_days_with_remainder_in_last_month() -> None:
     load_raw(
         con,
         {
-            "billing_invoices": [
+            "billing_invoice": [
                 _invoice_with_line("il_x", 1000, date(2025, 1, 15), date(2025, 3, 15))
             ]
         },
@@ -126,7 +126,7 @@ def test_revenue_months_sum_to_line_amount(lines: list[tuple[int, date, int]]) -
         _invoice_with_line(f"il_{i}", amount, start, date.fromordinal(start.toordinal() + days))
         for i, (amount, start, days) in enumerate(lines)
     ]
-    load_raw(con, {"billing_invoices": invoices})
+    load_raw(con, {"billing_invoice": invoices})
     _canonical(con)
     sums = dict(
         con.execute(
@@ -146,7 +146,7 @@ def test_customer_xref_follows_link_fields_through_chains() -> None:
                 {"Id": "001B", "Name": "B", "Billing_Customer_Id__c": "cus_B"},
                 {"Id": "001C", "Name": "C"},
             ],
-            "billing_customers": [
+            "billing_customer": [
                 {"id": "cus_A", "name": "A", "metadata": {"crm_account_id": "001A"}},
                 {"id": "cus_B", "name": "B", "metadata": {}},
             ],
@@ -197,7 +197,7 @@ def test_erp_payment_applied_to_two_invoices_gives_two_rows() -> None:
                     "status": "open",
                 },
             ],
-            "erp_customerpayment": [
+            "erp_customer_payment": [
                 {
                     "id": "3",
                     "type": "CustPymt",
@@ -207,7 +207,7 @@ def test_erp_payment_applied_to_two_invoices_gives_two_rows() -> None:
                     "trandate": "2025-02-01",
                 },
             ],
-            "erp_previoustransactionlink": [
+            "erp_previous_transaction_link": [
                 {
                     "id": "1-3",
                     "previousdoc": "1",
@@ -244,7 +244,7 @@ def test_generated_state_builds_valid_canonical_tables(tmp_path) -> None:
     for table in CANONICAL_SCHEMAS:
         result = validate_table(con, table)
         assert result.passed, (table, result.sample_markdown)
-    assert counts["invoice"] == raw["billing_invoices"] + raw["erp_invoice"]
+    assert counts["invoice"] == raw["billing_invoice"] + raw["erp_invoice"]
     # within billing, lines add up to the subtotal and subtotal + tax to the total
     unbalanced = con.execute(
         """

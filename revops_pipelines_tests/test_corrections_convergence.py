@@ -56,7 +56,7 @@ def _digest(root: Path) -> dict[str, str]:
 def _open(data_dir: Path) -> list[tuple]:
     with duckdb.connect(str(data_dir / "revops.duckdb"), read_only=True) as con:
         return con.execute(
-            "SELECT exception_id, drift_type, action, status FROM recon.drift_exceptions"
+            "SELECT exception_id, drift_type, action, status FROM reconciliation.drift_exceptions"
         ).fetchall()
 
 
@@ -157,7 +157,7 @@ def test_dry_run_changes_nothing_and_the_cap_holds_until_approved(converged) -> 
 
 def _finding(con, code: str) -> dict:
     cursor = con.execute(
-        "SELECT * FROM recon.drift_exceptions WHERE drift_type = ? AND status = 'open' LIMIT 1",
+        "SELECT * FROM reconciliation.drift_exceptions WHERE drift_type = ? AND status = 'open' LIMIT 1",
         [code],
     )
     names = [d[0] for d in cursor.description]

@@ -65,7 +65,11 @@ def test_every_source_stream_is_an_asset(asset_keys):
 
 def test_canonical_tables_and_outputs_are_assets(asset_keys):
     assert {f"canonical/{name}" for name in CANONICAL} <= asset_keys
-    assert {"recon/drift_exceptions", "recon/metrics", "recon/report"} <= asset_keys
+    assert {
+        "reconciliation/drift_exceptions",
+        "reconciliation/metrics",
+        "reconciliation/report",
+    } <= asset_keys
     assert "reconciliation/findings" in asset_keys
     assert any(key.startswith("staging/") for key in asset_keys)
 
@@ -120,9 +124,10 @@ def test_jobs_schedules_and_resources(defs):
 
 def test_reconciliation_reads_canonical_and_report_comes_last(defs):
     graph = defs.resolve_asset_graph()
-    upstream = graph.get(dg.AssetKey(["recon", "report"])).parent_keys
-    assert dg.AssetKey(["recon", "drift_exceptions"]) in upstream or any(
-        dg.AssetKey(["recon", "drift_exceptions"]) in graph.get(key).parent_keys for key in upstream
+    upstream = graph.get(dg.AssetKey(["reconciliation", "report"])).parent_keys
+    assert dg.AssetKey(["reconciliation", "drift_exceptions"]) in upstream or any(
+        dg.AssetKey(["reconciliation", "drift_exceptions"]) in graph.get(key).parent_keys
+        for key in upstream
     )
 
 
@@ -137,7 +142,7 @@ def test_groups_read_as_layers_and_every_asset_says_what_it_is(defs):
         "report",
         "corrections",
     }
-    assert groups["recon/report"] == "report" and groups["raw/crm_account"] == "raw"
+    assert groups["reconciliation/report"] == "report" and groups["raw/crm_account"] == "raw"
     for node in graph.asset_nodes:
         description = node.description or ""
         assert description and not description.startswith("SQL model"), node.key
@@ -147,18 +152,18 @@ def test_kinds_the_ui_draws(defs):
     graph = defs.resolve_asset_graph()
     kinds = {node.key.to_user_string(): node.kinds for node in graph.asset_nodes}
     assert {"salesforce", "duckdb"} <= kinds["raw/crm_account"]
-    assert "stripe" in kinds["raw/billing_invoices"]
+    assert "stripe" in kinds["raw/billing_invoice"]
     assert "view" in kinds["staging/stg_billing_invoice"]
     assert {"table", "pandera"} <= kinds["canonical/invoice"]
-    assert {"parquet", "csv"} <= kinds["recon/drift_exceptions"]
-    assert kinds["recon/report"] == {"html"}
+    assert {"parquet", "csv"} <= kinds["reconciliation/drift_exceptions"]
+    assert kinds["reconciliation/report"] == {"html"}
 
 
 def test_corrections_plan_push_and_reverify(defs):
     graph = defs.resolve_asset_graph()
     plan = dg.AssetKey(["corrections", "correction_plan"])
     push = dg.AssetKey(["corrections", "push"])
-    assert dg.AssetKey(["recon", "drift_exceptions"]) in graph.get(plan).parent_keys
+    assert dg.AssetKey(["reconciliation", "drift_exceptions"]) in graph.get(plan).parent_keys
     assert plan in graph.get(push).parent_keys
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert checks["blast_radius"].blocking and checks["blast_radius"].asset_key == plan

@@ -26,7 +26,7 @@ SYSTEMS = ("crm", "billing", "erp") if HAS_ERP else ("crm", "billing")
 FAST = {"rate_limit": 0, "backoff_initial": 0.02, "backoff_max": 0.5, "max_attempts": 8}
 
 
-WHOLE = ("erp_currency", "erp_currencyrate", "erp_subsidiary")
+WHOLE = ("erp_currency", "erp_currency_rate", "erp_subsidiary")
 
 
 def make_client(urls, system: str, **options) -> BaseClient:
@@ -94,7 +94,7 @@ def test_full_extract_equals_the_state_files(sandbox, handwritten_state, con):
             assert stored == expected, key
             assert stats[key].new == len(expected) and stats[key].quarantined == 0
     # The hand-written state carries fields the stream tables do not know.
-    assert stats["billing_credit_notes"].unknown_fields == ["memo"]
+    assert stats["billing_credit_note"].unknown_fields == ["memo"]
 
 
 @pytest.mark.skipif(not HAS_ERP, reason="sandbox ERP not in this checkout")
@@ -153,15 +153,15 @@ def test_changes_made_through_the_apis_are_the_only_records_read(sandbox, con):
 
     second = extract(sandbox, con, run_id="r2")
     read = {key: s.fetched for key, s in second.items() if s.fetched and key not in WHOLE}
-    expected = {"billing_customers": 1, "crm_account": 1}
+    expected = {"billing_customer": 1, "crm_account": 1}
     if HAS_ERP:
         expected["erp_customer"] = 1
     assert read == expected
-    assert second["billing_customers"].new == 1
+    assert second["billing_customer"].new == 1
     assert second["crm_account"].changed == 1
     assert payloads(con, "crm_account")[account_id][0]["Name"] == "Renamed Corp"
     new_id = created.json()["id"]
-    assert payloads(con, "billing_customers")[new_id][0] == created.json()
+    assert payloads(con, "billing_customer")[new_id][0] == created.json()
 
 
 def test_faults_do_not_change_what_is_extracted(handwritten_state, tmp_path):
@@ -314,7 +314,7 @@ def _resources(urls, path: Path) -> dict:
 def test_dagster_assets_materialize_with_metadata_and_quarantine_check(sandbox, tmp_path):
     from revops_pipelines.defs.extract import extract as extract_step
 
-    wanted = {dg.AssetKey(["raw", "billing_invoices"]), dg.AssetKey(["raw", "crm_account"])}
+    wanted = {dg.AssetKey(["raw", "billing_invoice"]), dg.AssetKey(["raw", "crm_account"])}
     path = tmp_path / "revops.duckdb"  # a file named raw.duckdb would clash with schema raw
     result = dg.materialize(
         [extract_step], selection=list(wanted), resources=_resources(sandbox, path)
@@ -338,13 +338,13 @@ def test_a_failing_stream_fails_the_step_after_the_others_are_stored(sandbox, tm
     resources = _resources(sandbox, tmp_path / "revops.duckdb")
     # Every ERP request is answered 404, which no retry mends.
     resources["erp"] = ErpResource(url=f"{sandbox.erp}/nowhere", token="erp-token")
-    wanted = [dg.AssetKey(["raw", "erp_customer"]), dg.AssetKey(["raw", "billing_customers"])]
+    wanted = [dg.AssetKey(["raw", "erp_customer"]), dg.AssetKey(["raw", "billing_customer"])]
     result = dg.materialize(
         [extract_step], selection=wanted, resources=resources, raise_on_error=False
     )
     assert not result.success
     stored = {m.asset_key for m in result.asset_materializations_for_node("extract")}
-    assert stored == {dg.AssetKey(["raw", "billing_customers"])}
+    assert stored == {dg.AssetKey(["raw", "billing_customer"])}
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "erp_customer: erp 404" in failure.event_specific_data.error.to_string()
 
@@ -366,6 +366,6 @@ def test_generated_scenario_extracts_completely_and_then_reads_nothing(tmp_path,
             where = f" WHERE type = '{spec.options['type']}'" if "type" in spec.options else ""
             body, _ = clients["erp"].suiteql(f"SELECT * FROM {spec.source}{where}")
             assert len(payloads(con, stream_key("erp", name))) == body["totalResults"], name
-        assert first["billing_invoices"].new > 30
+        assert first["billing_invoice"].new > 30
         second = extract(urls, con, run_id="r2", workers=3)
     assert {k: s.fetched for k, s in second.items() if s.fetched and k not in WHOLE} == {}

@@ -56,8 +56,8 @@ def test_with_30_percent_of_deliveries_dropped_polling_finds_every_change(
 
         keys = {
             ("crm", "Opportunity"): "crm_opportunity",
-            ("billing", "invoice"): "billing_invoices",
-            ("billing", "invoice_payment"): "billing_invoice_payments",
+            ("billing", "invoice"): "billing_invoice",
+            ("billing", "invoice_payment"): "billing_invoice_payment",
             ("erp", "invoice"): "erp_invoice",
         }
         auth = {"Authorization": "Bearer sk_test_e2e"}

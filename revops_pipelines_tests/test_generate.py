@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from revops_pipelines.recon.catalog import drift_codes
+from revops_pipelines.reconciliation.catalog import drift_codes
 from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sandbox.generate_drift import CODES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.run import vars_from_settings
+from revops_pipelines.reconciliation.run import vars_from_settings
 from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.settings import Settings
@@ -49,11 +49,11 @@ def test_records_deleted_at_the_source_become_tombstones_and_leave_the_findings(
     generate_state(state, customers=40, months=3, seed=4, drift_rate=0.5)
     models = load_models()
     as_of = json.loads((state / "manifest.json").read_text())["as_of"]
-    recon_vars = vars_from_settings(Settings(), as_of=as_of)
+    reconciliation_vars = vars_from_settings(Settings(), as_of=as_of)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         with running_sandbox(state, seed=1) as urls:
             extract(urls, con, run_id="r1")
-        run_models(con, models, vars=recon_vars)
+        run_models(con, models, vars=reconciliation_vars)
         before = _findings(con)
         # A billing invoice with a finding, deleted in both systems with all that hangs on it.
         invoice = next(b for _, (code, b, _) in sorted(before.items()) if b and b.startswith("in_"))
@@ -89,20 +89,20 @@ def test_records_deleted_at_the_source_become_tombstones_and_leave_the_findings(
         with running_sandbox(state, seed=1) as urls:
             incremental = extract(urls, con, run_id="r2")
             # events do not tell of a hard delete: an incremental read keeps the records
-            assert _deleted(con, "billing_invoices", [invoice]) == {invoice: False}
-            assert incremental["billing_invoices"].deleted == 0
+            assert _deleted(con, "billing_invoice", [invoice]) == {invoice: False}
+            assert incremental["billing_invoice"].deleted == 0
             full = extract(urls, con, run_id="r3", full_refresh=True)
-        assert _deleted(con, "billing_invoices", [invoice]) == {invoice: True}
+        assert _deleted(con, "billing_invoice", [invoice]) == {invoice: True}
         assert set(_deleted(con, "erp_invoice", erp_invoices).values()) == {True}
-        assert set(_deleted(con, "erp_customerpayment", erp_payments).values()) <= {True}
-        assert full["billing_invoices"].deleted == 1
+        assert set(_deleted(con, "erp_customer_payment", erp_payments).values()) <= {True}
+        assert full["billing_invoice"].deleted == 1
         assert full["erp_invoice"].deleted == len(erp_invoices)
-        live = con.execute(
-            "SELECT count(*) FROM raw.billing_invoices WHERE NOT deleted"
-        ).fetchone()[0]
+        live = con.execute("SELECT count(*) FROM raw.billing_invoice WHERE NOT deleted").fetchone()[
+            0
+        ]
         assert live == len(_read(state, "billing/invoices"))
 
-        run_models(con, models, vars=recon_vars)
+        run_models(con, models, vars=reconciliation_vars)
         after = _findings(con)
     touching = {k for k, (_, b, e) in before.items() if b in gone or e in gone}
     assert touching

@@ -94,8 +94,8 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     assert [Path(f).name for f in notified["crm_opportunity"]] == ["msg_0.json", "msg_1.json"]
     assert set(notified) == {"crm_opportunity"}
     selected = {key.to_user_string() for key in first.asset_selection}
-    assert "raw/crm_opportunity" in selected and "recon/report" in selected
-    assert "raw/billing_invoices" not in selected
+    assert "raw/crm_opportunity" in selected and "reconciliation/report" in selected
+    assert "raw/billing_invoice" not in selected
 
     # A restarted sensor starts from the stored cursor: nothing is requested twice.
     restarted = evaluate(sensor, defs, result.cursor)
@@ -104,7 +104,7 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     later = evaluate(sensor, defs, result.cursor)
     assert [
         list(r.run_config["ops"]["extract"]["config"]["notified_files"]) for r in later.run_requests
-    ] == [["billing_invoices"]]
+    ] == [["billing_invoice"]]
     # The same batch gives the same run key: Dagster's backstop against doubles.
     assert (
         later.run_requests[0].run_key
@@ -118,8 +118,8 @@ def test_erp_transactions_bring_their_lines_and_unknown_objects_are_skipped(tmp_
     notices = [read_notice(e.path, e.source) for e in list_events(tmp_path)]
     assert sorted(streams_named(notices)) == [
         "erp_invoice",
-        "erp_previoustransactionlink",
-        "erp_transactionline",
+        "erp_previous_transaction_link",
+        "erp_transaction_line",
     ]
     other = tmp_path / "other"
     land(other, "crm", "msg_task", crm_event("00T1", "Task"), mtime_s=base)
@@ -173,12 +173,12 @@ def test_repeated_and_out_of_order_events_leave_raw_equal_to_the_api(handwritten
         _refresh(clients, con, landing_dir, order=random.Random(3))
 
         customer = httpx.get(f"{urls.billing}/v1/customers/cus_R1a2B3c4D5e6F7", headers=auth)
-        stored = payloads(con, "billing_customers")
+        stored = payloads(con, "billing_customer")
         assert stored["cus_R1a2B3c4D5e6F7"][0] == customer.json()
         assert stored["cus_R1a2B3c4D5e6F7"][0]["email"] == "c@acme.example"
-        for key in ("billing_invoices", "billing_invoice_payments", "crm_opportunity"):
+        for key in ("billing_invoice", "billing_invoice_payment", "crm_opportunity"):
             assert payloads(con, key), key
-        for invoice_id, (payload, deleted) in payloads(con, "billing_invoices").items():
+        for invoice_id, (payload, deleted) in payloads(con, "billing_invoice").items():
             api = httpx.get(f"{urls.billing}/v1/invoices/{invoice_id}", headers=auth).json()
             assert payload == api and not deleted
         (opportunity_id,) = payloads(con, "crm_opportunity")
@@ -192,7 +192,7 @@ def test_repeated_and_out_of_order_events_leave_raw_equal_to_the_api(handwritten
         body, _ = clients["erp"].suiteql(f"SELECT * FROM transaction WHERE id = '{erp_invoice}'")
         assert payloads(con, "erp_invoice")[erp_invoice][0] == body["items"][0]
         # The invoice's lines came with it, and no stream's change cursor moved.
-        assert payloads(con, "erp_transactionline")
+        assert payloads(con, "erp_transaction_line")
         assert con.execute("SELECT count(*) FROM raw._cursors").fetchone()[0] == 0
 
 
@@ -231,10 +231,10 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
                 "duckdb": DuckDBResource(path=str(path)),
             },
         )
-    assert result.success and streams == {"billing_invoices"}
-    assert raw == [dg.AssetKey(["raw", "billing_invoices"])]
+    assert result.success and streams == {"billing_invoice"}
+    assert raw == [dg.AssetKey(["raw", "billing_invoice"])]
     with duckdb.connect(str(path), read_only=True) as con:
-        assert list(payloads(con, "billing_invoices")) == [touched[0]["id"]]
+        assert list(payloads(con, "billing_invoice")) == [touched[0]["id"]]
         assert con.execute("SELECT count(*) FROM raw._cursors").fetchone()[0] == 0
 
 
@@ -276,7 +276,7 @@ def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
         def open_mismatches() -> set[str]:
             with duckdb.connect(str(path), read_only=True) as con:
                 rows = con.execute(
-                    "SELECT erp_id FROM recon.drift_exceptions "
+                    "SELECT erp_id FROM reconciliation.drift_exceptions "
                     "WHERE drift_type = 'invoice_amount_mismatch'"
                 ).fetchall()
             return {row[0] for row in rows}
@@ -296,5 +296,5 @@ def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
     assert result.success
     assert touched["id"] not in before and touched["id"] in open_mismatches()
     refreshed = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"raw/erp_invoice", "canonical/invoice", "recon/drift_exceptions"} <= refreshed
-    assert "raw/billing_invoices" not in refreshed
+    assert {"raw/erp_invoice", "canonical/invoice", "reconciliation/drift_exceptions"} <= refreshed
+    assert "raw/billing_invoice" not in refreshed

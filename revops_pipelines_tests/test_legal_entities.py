@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.run import now_for, recon_vars
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
 from revops_pipelines.sqlmodels import MODELS_ROOT, load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
 from revops_pipelines_tests.rawdata import load_state_dir, read_jsonl
@@ -71,7 +71,9 @@ def _state(tmp_path: Path) -> Path:
 def _run(state: Path, root: Path = MODELS_ROOT) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     load_state_dir(con, state)
-    run_models(con, load_models(root), vars=recon_vars(now=now_for("2025-06-28")), root=root)
+    run_models(
+        con, load_models(root), vars=reconciliation_vars(now=now_for("2025-06-28")), root=root
+    )
     return con
 
 

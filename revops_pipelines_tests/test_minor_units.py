@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from revops_pipelines.recon.run import now_for, recon_vars
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
 from revops_pipelines_tests.rawdata import load_state_dir
@@ -75,7 +75,7 @@ def _in_krona(tmp_path: Path, *, billing_factor: int) -> Path:
 def _run(state: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     load_state_dir(con, state)
-    run_models(con, load_models(), vars=recon_vars(now=now_for("2025-06-28")))
+    run_models(con, load_models(), vars=reconciliation_vars(now=now_for("2025-06-28")))
     return con
 
 
@@ -109,7 +109,7 @@ def test_billing_amounts_in_iso_minor_units(currency: str, stripe_amount: str, i
     con = duckdb.connect()
     con.execute("CREATE SCHEMA raw")
     con.execute(
-        "CREATE TABLE raw.billing_prices AS SELECT 'price_1' AS id, "
+        "CREATE TABLE raw.billing_price AS SELECT 'price_1' AS id, "
         "json_object('currency', ?, 'unit_amount', ?::BIGINT) AS payload, false AS deleted",
         [currency, stripe_amount],
     )

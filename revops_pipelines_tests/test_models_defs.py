@@ -79,7 +79,7 @@ def test_asset_keys_groups_and_deps() -> None:
     assert {"staging/stg_billing_invoice", "staging/stg_erp_transaction"} <= deps
     stg = specs["staging/stg_billing_invoice"]
     assert stg.kinds == {"duckdb", "sql", "view"}
-    assert {dep.asset_key.to_user_string() for dep in stg.deps} == {"raw/billing_invoices"}
+    assert {dep.asset_key.to_user_string() for dep in stg.deps} == {"raw/billing_invoice"}
     step = _canonical_models()
     checks = {
         c.name: c for c in step.check_specs if c.asset_key == dg.AssetKey(["canonical", "invoice"])
@@ -123,7 +123,7 @@ def test_failed_pandera_check_blocks_downstream(raw_db: Path) -> None:
     broken = json.loads(json.dumps(invoices[0]))
     broken["currency"] = "zzz"
     with duckdb.connect(str(raw_db)) as con:
-        insert_records(con, "billing_invoices", [broken])
+        insert_records(con, "billing_invoice", [broken])
 
     result = _run(raw_db)
     assert not result.success

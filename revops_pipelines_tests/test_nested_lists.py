@@ -148,7 +148,7 @@ def test_the_connector_stores_whole_lists_reading_sub_lists_only_when_has_more(
 ):
     client = RecordingClient(urls.billing, api_key=KEY, rate_limit=0, workers=2)
     with client, duckdb.connect(":memory:") as con:
-        for stream in ("invoices", "subscriptions"):
+        for stream in ("invoice", "subscription"):
             extract_stream(client, con, stream, run_id="r1")
         sub_lists = [p for p in client.paths if p.endswith("/lines") or "subscription_items" in p]
         # one sub-list page each, for the two records whose embedded page said has_more
@@ -159,10 +159,10 @@ def test_the_connector_stores_whole_lists_reading_sub_lists_only_when_has_more(
             return {r[0]: json.loads(r[1]) for r in rows}
 
         # raw holds each record as the state file has it: the whole list, nothing more to read
-        assert stored("billing_invoices") == {
+        assert stored("billing_invoice") == {
             r["id"]: r for r in _records(handwritten_state, "invoices")
         }
-        assert stored("billing_subscriptions") == {
+        assert stored("billing_subscription") == {
             r["id"]: r for r in _records(handwritten_state, "subscriptions")
         }
         models = load_models()
@@ -186,9 +186,9 @@ def test_the_connector_stores_whole_lists_reading_sub_lists_only_when_has_more(
             http.post(
                 f"/v1/subscriptions/{SUBSCRIPTION}", data={"metadata[note]": "x"}
             ).raise_for_status()
-        stats = extract_stream(client, con, "subscriptions", run_id="r2")
+        stats = extract_stream(client, con, "subscription", run_id="r2")
         assert stats.changed == 1
-        changed = stored("billing_subscriptions")[SUBSCRIPTION]
+        changed = stored("billing_subscription")[SUBSCRIPTION]
         assert changed["metadata"]["note"] == "x"
         assert [i["id"] for i in changed["items"]["data"]] == big["items"]
         assert changed["items"]["has_more"] is False

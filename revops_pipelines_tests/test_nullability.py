@@ -14,7 +14,7 @@ import duckdb
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from revops_pipelines.recon.run import now_for, recon_vars
+from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
 from revops_pipelines.schemas import CANONICAL_SCHEMAS, validate_table
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
@@ -131,7 +131,7 @@ def _reconcile(state: dict[str, list[Record]]) -> duckdb.DuckDBPyConnection:
     }
     tables.update(erp_raw_rows({n: state[f"erp/{n}"] for n in ERP_RECORD_FILES}))
     load_raw(con, tables)
-    run_models(con, MODELS, vars=recon_vars(now=now_for("2025-06-28")))
+    run_models(con, MODELS, vars=reconciliation_vars(now=now_for("2025-06-28")))
     return con
 
 

@@ -29,7 +29,7 @@ def _craft_bad_rows(con: duckdb.DuckDBPyConnection) -> None:
         line["currency"] = "xts"
     negative = copy.deepcopy(invoices["in_1QabcAcme0001"])
     negative["lines"]["data"][0]["quantity"] = -3
-    insert_records(con, "billing_invoices", [unknown, negative])
+    insert_records(con, "billing_invoice", [unknown, negative])
 
 
 def _materialize(db: Path) -> dg.ExecuteInProcessResult:

@@ -56,23 +56,23 @@ def test_upsert_counts_new_changed_deleted_and_keeps_one_row_per_id(con):
         Page([], cursor={"created": 9}),
     ]
     reader = FakeReader("billing", [first, second])
-    stats1 = extract_stream(reader, con, "customers", run_id="r1")
-    stats2 = extract_stream(reader, con, "customers", run_id="r2")
+    stats1 = extract_stream(reader, con, "customer", run_id="r1")
+    stats2 = extract_stream(reader, con, "customer", run_id="r2")
     assert (stats1.new, stats1.changed, stats1.row_count) == (2, 0, 2)
     assert (stats2.fetched, stats2.new, stats2.changed, stats2.deleted) == (4, 1, 1, 1)
-    stored = rows(con, "billing_customers")
+    stored = rows(con, "billing_customer")
     assert stored["cus_1"] == (customer(1), False, "r1")  # unchanged: not rewritten
     assert stored["cus_2"] == (customer(2, name="renamed"), False, "r2")
     assert stored["cus_3"][1] is True
     assert reader.cursors == [None, {"created": 5}]
-    assert store.read_cursor(con, "billing_customers") == {"created": 9}
+    assert store.read_cursor(con, "billing_customer") == {"created": 9}
 
 
 def test_full_refresh_ignores_the_cursor(con):
     pages = [Page([Change(customer(1))]), Page([], cursor={"created": 1})]
     reader = FakeReader("billing", [pages, list(pages)])
-    extract_stream(reader, con, "customers", run_id="r1")
-    stats = extract_stream(reader, con, "customers", run_id="r2", full_refresh=True)
+    extract_stream(reader, con, "customer", run_id="r1")
+    stats = extract_stream(reader, con, "customer", run_id="r2", full_refresh=True)
     assert reader.cursors == [None, None] and stats.full_refresh
 
 
@@ -85,12 +85,12 @@ def test_contract_breaking_records_are_quarantined_with_reason(con):
     ]
     good = customer(1, shiny_new_field=True)
     reader = FakeReader("billing", [[Page([*bad, Change(good)]), Page([], cursor={})]])
-    stats = extract_stream(reader, con, "customers", run_id="r1")
+    stats = extract_stream(reader, con, "customer", run_id="r1")
     assert stats.quarantined == 4 and stats.new == 1
     assert stats.unknown_fields == ["shiny_new_field"]
     quarantined = con.execute(
         """SELECT reason, record_id, field, value FROM raw._quarantine
-        WHERE stream = 'billing_customers' ORDER BY reason"""
+        WHERE stream = 'billing_customer' ORDER BY reason"""
     ).fetchall()
     assert quarantined == [
         ("created: not Unix seconds", "cus_9", "created", '"yesterday"'),
@@ -98,7 +98,7 @@ def test_contract_breaking_records_are_quarantined_with_reason(con):
         ("missing id", None, "id", None),
         ("not a JSON object: str", None, None, None),
     ]
-    assert rows(con, "billing_customers")["cus_1"][0] == good
+    assert rows(con, "billing_customer")["cus_1"][0] == good
 
 
 def test_crash_after_fetching_keeps_the_old_cursor_and_a_rerun_doubles_nothing(con, monkeypatch):
@@ -111,29 +111,29 @@ def test_crash_after_fetching_keeps_the_old_cursor_and_a_rerun_doubles_nothing(c
 
     monkeypatch.setattr(store, "write_batch", failing_write)
     with pytest.raises(RuntimeError):
-        extract_stream(reader, con, "customers", run_id="r1")
+        extract_stream(reader, con, "customer", run_id="r1")
     monkeypatch.setattr(store, "write_batch", real_write)
-    assert store.read_cursor(con, "billing_customers") is None
-    stats = extract_stream(reader, con, "customers", run_id="r2")
+    assert store.read_cursor(con, "billing_customer") is None
+    stats = extract_stream(reader, con, "customer", run_id="r2")
     assert stats.new == 5 and stats.row_count == 5
-    count = con.execute("SELECT count(*), count(DISTINCT id) FROM raw.billing_customers").fetchone()
+    count = con.execute("SELECT count(*), count(DISTINCT id) FROM raw.billing_customer").fetchone()
     assert count == (5, 5)
 
 
 def test_failed_batch_rolls_back_rows_and_cursor_together(con):
-    store.ensure_tables(con, "billing_customers")
+    store.ensure_tables(con, "billing_customer")
     row = store.RawRow("cus_1", json.dumps(customer(1)), "1", False)
     with pytest.raises(duckdb.Error):
         store.write_batch(
             con,
-            "billing_customers",
+            "billing_customer",
             [row, store.RawRow("cus_2", "{broken", "2", False)],
             run_id="r1",
             api_version="v",
             cursor={"created": 2},
         )
-    assert store.row_count(con, "billing_customers") == 0
-    assert store.read_cursor(con, "billing_customers") is None
+    assert store.row_count(con, "billing_customer") == 0
+    assert store.read_cursor(con, "billing_customer") is None
 
 
 def test_children_missing_from_a_reread_parent_become_tombstones(con):
@@ -150,9 +150,9 @@ def test_children_missing_from_a_reread_parent_become_tombstones(con):
         Page([], cursor={"since": "b"}),
     ]
     reader = FakeReader("erp", [first, second])
-    extract_stream(reader, con, "transactionline", run_id="r1")
-    stats = extract_stream(reader, con, "transactionline", run_id="r2")
-    stored = rows(con, "erp_transactionline")
+    extract_stream(reader, con, "transaction_line", run_id="r1")
+    stats = extract_stream(reader, con, "transaction_line", run_id="r2")
+    stored = rows(con, "erp_transaction_line")
     assert {k: v[1] for k, v in stored.items()} == {"10-1": False, "10-2": True, "11-1": False}
     assert (stats.new, stats.changed, stats.deleted) == (0, 1, 1)
 
@@ -160,7 +160,7 @@ def test_children_missing_from_a_reread_parent_become_tombstones(con):
 def test_large_batch_upsert(con):
     many = [Change(customer(n)) for n in range(20000)]
     reader = FakeReader("billing", [[Page(many), Page([], cursor={})]])
-    stats = extract_stream(reader, con, "customers", run_id="r1", batch_size=7000)
+    stats = extract_stream(reader, con, "customer", run_id="r1", batch_size=7000)
     assert stats.new == 20000 and stats.row_count == 20000
 
 
@@ -170,22 +170,22 @@ def test_full_refresh_turns_records_the_source_no_longer_returns_into_tombstones
     without_1_and_3 = [Page([Change(customer(2, name="renamed"))]), Page([], cursor={"c": 5})]
     back_again = [Page([Change(customer(n)) for n in (1, 2)]), Page([], cursor={"created": 6})]
     reader = FakeReader("billing", [everything, incremental, without_1_and_3, back_again])
-    extract_stream(reader, con, "customers", run_id="r1")
+    extract_stream(reader, con, "customer", run_id="r1")
     # an incremental read returns only changes: what it leaves out is not deleted
-    extract_stream(reader, con, "customers", run_id="r2")
-    assert {k: v[1] for k, v in rows(con, "billing_customers").items()} == {
+    extract_stream(reader, con, "customer", run_id="r2")
+    assert {k: v[1] for k, v in rows(con, "billing_customer").items()} == {
         "cus_1": False,
         "cus_2": False,
         "cus_3": False,
     }
-    stats = extract_stream(reader, con, "customers", run_id="r3", full_refresh=True)
-    stored = rows(con, "billing_customers")
+    stats = extract_stream(reader, con, "customer", run_id="r3", full_refresh=True)
+    stored = rows(con, "billing_customer")
     assert {k: v[1] for k, v in stored.items()} == {"cus_1": True, "cus_2": False, "cus_3": True}
     assert stored["cus_1"] == (customer(1), True, "r3")  # the last payload is kept
     assert (stats.new, stats.changed, stats.deleted) == (0, 2, 2)
     # a record the source returns again is live again
-    extract_stream(reader, con, "customers", run_id="r4", full_refresh=True)
-    stored = rows(con, "billing_customers")
+    extract_stream(reader, con, "customer", run_id="r4", full_refresh=True)
+    stored = rows(con, "billing_customer")
     assert {k: v[1] for k, v in stored.items()} == {"cus_1": False, "cus_2": False, "cus_3": True}
 
 
@@ -199,15 +199,15 @@ def test_a_quarantined_record_is_still_at_the_source_and_never_tombstoned(con):
     # a record with no id could be any stored one: nothing is tombstoned
     anonymous = [Page([Change({"object": "customer", "created": 1})]), Page([], cursor={})]
     reader = FakeReader("billing", [everything, named, anonymous])
-    extract_stream(reader, con, "customers", run_id="r1")
-    stats = extract_stream(reader, con, "customers", run_id="r2", full_refresh=True)
+    extract_stream(reader, con, "customer", run_id="r1")
+    stats = extract_stream(reader, con, "customer", run_id="r2", full_refresh=True)
     assert (stats.quarantined, stats.deleted) == (1, 1)
-    assert {k: v[1] for k, v in rows(con, "billing_customers").items()} == {
+    assert {k: v[1] for k, v in rows(con, "billing_customer").items()} == {
         "cus_1": True,
         "cus_2": False,
         "cus_3": False,
     }
-    stats = extract_stream(reader, con, "customers", run_id="r3", full_refresh=True)
+    stats = extract_stream(reader, con, "customer", run_id="r3", full_refresh=True)
     assert (stats.quarantined, stats.deleted) == (1, 0)
 
 
@@ -219,11 +219,11 @@ def test_a_full_refresh_that_fails_before_its_end_tombstones_nothing(con):
         raise RuntimeError("connection reset")
 
     reader = FakeReader("billing", [first])
-    extract_stream(reader, con, "customers", run_id="r1")
+    extract_stream(reader, con, "customer", run_id="r1")
     reader.read = lambda spec, *, cursor: cut_short()
     with pytest.raises(RuntimeError):
-        extract_stream(reader, con, "customers", run_id="r2", full_refresh=True, batch_size=1)
-    assert {k: v[1] for k, v in rows(con, "billing_customers").items()} == {
+        extract_stream(reader, con, "customer", run_id="r2", full_refresh=True, batch_size=1)
+    assert {k: v[1] for k, v in rows(con, "billing_customer").items()} == {
         "cus_1": False,
         "cus_2": False,
     }

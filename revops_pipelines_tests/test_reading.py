@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 
 from revops_pipelines.demo import summarize_exceptions
-from revops_pipelines.recon.exceptions import update_exceptions
-from revops_pipelines.recon.metrics import compute_metrics
-from revops_pipelines.recon.report import report_context, report_metadata
+from revops_pipelines.reconciliation.exceptions import update_exceptions
+from revops_pipelines.reconciliation.metrics import compute_metrics
+from revops_pipelines.reconciliation.report import report_context, report_metadata
 from revops_pipelines_tests.canonical_rows import create_canonical
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)

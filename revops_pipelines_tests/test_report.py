@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from revops_pipelines.recon.exceptions import update_exceptions
-from revops_pipelines.recon.metrics import compute_metrics, record_metrics
-from revops_pipelines.recon.money import Rates, load_rates
-from revops_pipelines.recon.report import render_report, report_metadata, trend_chart
+from revops_pipelines.reconciliation.exceptions import update_exceptions
+from revops_pipelines.reconciliation.metrics import compute_metrics, record_metrics
+from revops_pipelines.reconciliation.money import Rates, load_rates
+from revops_pipelines.reconciliation.report import render_report, report_metadata, trend_chart
 from revops_pipelines_tests.canonical_rows import clean_world, insert_rows, reconcile_world, row
 
 T1 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -97,7 +97,9 @@ def test_metrics_from_lifecycle_and_exceptions() -> None:
     assert metrics[("manual_reconciliation_items", "review")] == 1
     # Two finalized billing invoices, one wrong in the ERP, one missing there.
     assert metrics[("invoice_accuracy", "share")] == 0.0
-    runs = con.execute("SELECT count(DISTINCT run_at) FROM recon.metrics_history").fetchall()
+    runs = con.execute(
+        "SELECT count(DISTINCT run_at) FROM reconciliation.metrics_history"
+    ).fetchall()
     assert runs == [(2,)]
 
 
@@ -171,18 +173,19 @@ def test_rates_convert_directly_through_a_base_or_inverted() -> None:
 
 def test_trend_reads_with_one_run_and_with_many() -> None:
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA recon")
+    con.execute("CREATE SCHEMA reconciliation")
     con.execute(
-        "CREATE TABLE recon.metrics_history "
+        "CREATE TABLE reconciliation.metrics_history "
         "(run_at TIMESTAMPTZ, metric VARCHAR, dimension VARCHAR, value DOUBLE)"
     )
     con.execute(
-        "INSERT INTO recon.metrics_history VALUES (?, 'open_exceptions_by_age', '0-1', 3)", [T1]
+        "INSERT INTO reconciliation.metrics_history VALUES (?, 'open_exceptions_by_age', '0-1', 3)",
+        [T1],
     )
     one = trend_chart(con)
     assert len(one["points"]) == 1 and one["note"] and one["points"][0]["tick"]
     con.executemany(
-        "INSERT INTO recon.metrics_history VALUES (?, 'open_exceptions_by_age', '0-1', ?)",
+        "INSERT INTO reconciliation.metrics_history VALUES (?, 'open_exceptions_by_age', '0-1', ?)",
         [[T1 + timedelta(hours=n), float(n % 7)] for n in range(1, 60)],
     )
     many = trend_chart(con)
@@ -215,7 +218,7 @@ def test_records_not_reconciled_from_both_quarantines(tmp_path) -> None:
         "extracted_at TIMESTAMPTZ, run_id VARCHAR)"
     )
     con.executemany(
-        "INSERT INTO raw._quarantine VALUES ('billing_invoices', 'missing id', '{}', ?, 'r1')",
+        "INSERT INTO raw._quarantine VALUES ('billing_invoice', 'missing id', '{}', ?, 'r1')",
         [[T1], [T1]],
     )
     con.execute(
@@ -231,5 +234,5 @@ def test_records_not_reconciled_from_both_quarantines(tmp_path) -> None:
     )
     html = render_report(con, tmp_path / "some.html", now=T1, rates=RATES).read_text()
     table = html[html.index('id="not-reconciled"') :]
-    assert "billing_invoices" in table and "missing id" in table
+    assert "billing_invoice" in table and "missing id" in table
     assert "invoice (erp)" in table and "currency: not null" in table

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from revops_pipelines.recon.exceptions import update_exceptions
-from revops_pipelines.recon.money import Rates, currency_exponents
-from revops_pipelines.recon.report import render_report
+from revops_pipelines.reconciliation.exceptions import update_exceptions
+from revops_pipelines.reconciliation.money import Rates, currency_exponents
+from revops_pipelines.reconciliation.report import render_report
 from revops_pipelines.sqlmodels import load_seeds
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")

@@ -92,7 +92,7 @@ def test_known_amounts_and_timestamps() -> None:
                 {"Id": "006b", "Amount": 53165, "CurrencyIsoCode": "JPY", "IsDeleted": True},
                 {"Id": "006c", "Amount": 12.345, "CurrencyIsoCode": "KWD", "IsDeleted": False},
             ],
-            "billing_customers": [
+            "billing_customer": [
                 {
                     "id": "cus_1",
                     "name": "  ACME\u3000 Corp ",
@@ -129,7 +129,7 @@ def test_billing_invoice_tax_is_sum_of_total_taxes_and_lines_are_numbered() -> N
     load_raw(
         con,
         {
-            "billing_invoices": [
+            "billing_invoice": [
                 {
                     "id": "in_1",
                     "customer": "cus_1",
@@ -181,7 +181,7 @@ def test_erp_transaction_type_falls_back_to_its_stream() -> None:
         {
             "erp_currency": [{"id": "1", "symbol": "KWD"}],
             "erp_invoice": [{"id": "1", "currency": "1", "foreigntotal": 30.5}],
-            "erp_customerpayment": [{"id": "2", "type": "CustPymt", "foreigntotal": 1}],
+            "erp_customer_payment": [{"id": "2", "type": "CustPymt", "foreigntotal": 1}],
         },
     )
     _staging(con, "stg_erp_currency", "stg_erp_transaction")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from revops_pipelines.recon.trace import TraceNotFoundError, trace
+from revops_pipelines.reconciliation.trace import TraceNotFoundError, trace
 from revops_pipelines_tests.test_report import _reconciled
 
 

@@ -13,8 +13,8 @@ def _issues(tables: dict) -> list[tuple[str, str, str, str]]:
     con = duckdb.connect()
     base = {
         "erp_subsidiary": [{"id": "1", "custrecord_legal_entity_code": "US01"}],
-        "crm_product2": [{"Id": "01t1", "ProductCode": "PRO-M"}],
-        "billing_products": [{"id": "prod_1", "metadata": {"sku": "PRO-M"}}],
+        "crm_product": [{"Id": "01t1", "ProductCode": "PRO-M"}],
+        "billing_product": [{"id": "prod_1", "metadata": {"sku": "PRO-M"}}],
         "erp_item": [{"id": "77", "itemid": "PRO-M"}],
     }
     load_raw(con, {**base, **tables})
@@ -69,12 +69,12 @@ def test_entity_and_tax_rules() -> None:
 def test_sku_on_lines_must_be_in_every_catalog() -> None:
     issues = _issues(
         {
-            "crm_opportunitylineitem": [
+            "crm_opportunity_line_item": [
                 {"Id": "00k1", "OpportunityId": "006A", "ProductCode": "ENT-M"},
                 {"Id": "00k2", "OpportunityId": "006A", "ProductCode": "PRO-M"},
             ],
             "crm_opportunity": [{"Id": "006A", "IsWon": False, "IsClosed": False}],
-            "billing_invoices": [
+            "billing_invoice": [
                 {
                     "id": "in_1",
                     "currency": "usd",
@@ -90,7 +90,7 @@ def test_sku_on_lines_must_be_in_every_catalog() -> None:
                     },
                 },
             ],
-            "billing_products": [
+            "billing_product": [
                 {"id": "prod_1", "metadata": {"sku": "PRO-M"}},
                 {"id": "prod_9", "metadata": {"sku": "ADD-ON"}},
             ],

@@ -33,7 +33,7 @@ STREAMS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
         StreamSpec(
-            "customers",
+            "customer",
             "customers",
             "id",
             "created",
@@ -54,7 +54,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"object": "customer"},
         ),  # fmt: skip
         StreamSpec(
-            "products",
+            "product",
             "products",
             "id",
             "created",
@@ -62,7 +62,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"object": "product"},
         ),
         StreamSpec(
-            "prices",
+            "price",
             "prices",
             "id",
             "created",
@@ -82,7 +82,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"object": "price"},
         ),  # fmt: skip
         StreamSpec(
-            "subscriptions",
+            "subscription",
             "subscriptions",
             "id",
             "created",
@@ -105,7 +105,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"object": "subscription", "params": {"status": "all"}, "nested": "items"},
         ),  # fmt: skip
         StreamSpec(
-            "invoices",
+            "invoice",
             "invoices",
             "id",
             "created",
@@ -135,7 +135,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"object": "invoice", "nested": "lines"},
         ),  # fmt: skip
         StreamSpec(
-            "invoice_payments",
+            "invoice_payment",
             "invoice_payments",
             "id",
             "created",
@@ -156,7 +156,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"object": "invoice_payment"},
         ),  # fmt: skip
         StreamSpec(
-            "credit_notes",
+            "credit_note",
             "credit_notes",
             "id",
             "created",

@@ -72,7 +72,7 @@ STREAMS: dict[str, StreamSpec] = {
             ),
         ),  # fmt: skip
         StreamSpec(
-            "opportunitylineitem",
+            "opportunity_line_item",
             "OpportunityLineItem",
             "Id",
             "SystemModstamp",
@@ -80,7 +80,7 @@ STREAMS: dict[str, StreamSpec] = {
             + ("OpportunityId", "Product2Id", "ProductCode", "Quantity", "UnitPrice", "TotalPrice"),
         ),
         StreamSpec(
-            "product2",
+            "product",
             "Product2",
             "Id",
             "SystemModstamp",

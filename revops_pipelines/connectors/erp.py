@@ -46,7 +46,7 @@ STREAMS: dict[str, StreamSpec] = {
         # No change column: small, read whole every run.
         StreamSpec("currency", "currency", "id", None, ("id", "symbol", "name")),
         StreamSpec(
-            "currencyrate",
+            "currency_rate",
             "currencyrate",
             "id",
             None,
@@ -80,27 +80,32 @@ STREAMS: dict[str, StreamSpec] = {
             ("id", "itemid", "displayname", "externalid", "isinactive", "lastmodifieddate"),
         ),
         StreamSpec(
-            "invoice", "transaction", "id", "lastmodifieddate", _TRANSACTION, {"type": "CustInvc"}
-        ),
-        StreamSpec(
-            "customerpayment",
+            "invoice",
             "transaction",
             "id",
             "lastmodifieddate",
             _TRANSACTION,
-            {"type": "CustPymt"},
+            {"type": "CustInvc", "record_type": "invoice"},
         ),
         StreamSpec(
-            "creditmemo",
+            "customer_payment",
             "transaction",
             "id",
             "lastmodifieddate",
             _TRANSACTION,
-            {"type": "CustCred"},
+            {"type": "CustPymt", "record_type": "customerpayment"},
+        ),
+        StreamSpec(
+            "credit_memo",
+            "transaction",
+            "id",
+            "lastmodifieddate",
+            _TRANSACTION,
+            {"type": "CustCred", "record_type": "creditmemo"},
         ),
         # Children without a change column: read for the transactions that changed.
         StreamSpec(
-            "transactionline",
+            "transaction_line",
             "transactionline",
             "id",
             None,
@@ -117,7 +122,7 @@ STREAMS: dict[str, StreamSpec] = {
             {"parent_fields": ("transaction",)},
         ),  # fmt: skip
         StreamSpec(
-            "previoustransactionlink",
+            "previous_transaction_link",
             "previoustransactionlink",
             "id",
             None,

@@ -151,7 +151,7 @@ class _Reader:
             if system == "erp" and r["billing_customer_id"]
         }
         invoices = _rows(con, "SELECT * FROM canonical.invoice")
-        self.billing_invoices = {
+        self.billing_invoice = {
             r["source_id"]: r for r in invoices if r["source_system"] == "billing"
         }
         self.erp_invoice_refs = {
@@ -255,7 +255,7 @@ class _Planner:
         )
 
     def erp_invoice(self, invoice_id: str, reason: str, *, with_payments: bool) -> None:
-        invoice = self.r.billing_invoices.get(invoice_id)
+        invoice = self.r.billing_invoice.get(invoice_id)
         if invoice is None:
             raise Unplannable(f"billing invoice {invoice_id} is not in the canonical tables")
         customer_id = invoice["customer_id"]
@@ -339,7 +339,7 @@ class _Planner:
         invoice_planned = ("erp", "invoice", invoice_id) in self.actions
         if invoice_id not in self.r.erp_invoice_refs and not invoice_planned:
             raise Unplannable(f"invoice {invoice_id} is not in the ERP and not planned")
-        invoice = self.r.billing_invoices.get(invoice_id) or {}
+        invoice = self.r.billing_invoice.get(invoice_id) or {}
         customer_id = payment.get("customer_id") or invoice.get("customer_id")
         currency = (payment.get("currency") or "").upper()
         currency_id = self.r.currency_ids.get(currency)
@@ -499,7 +499,7 @@ class _Planner:
             self.erp_customer(
                 billing_id, finding.get("crm_id"), reason, finding.get("amount_impact_minor")
             )
-            for invoice in sorted(self.r.billing_invoices.values(), key=lambda i: i["source_id"]):
+            for invoice in sorted(self.r.billing_invoice.values(), key=lambda i: i["source_id"]):
                 if (
                     invoice["customer_id"] == billing_id
                     and invoice.get("finalized_at") is not None
@@ -544,7 +544,7 @@ def finish(actions: list[Action]) -> list[Action]:
 def read_findings(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return _rows(
         con,
-        "SELECT * FROM recon.drift_exceptions WHERE status IN ('open', 'planned') "
+        "SELECT * FROM reconciliation.drift_exceptions WHERE status IN ('open', 'planned') "
         "ORDER BY exception_id",
     )
 

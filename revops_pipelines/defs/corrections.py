@@ -27,7 +27,7 @@ from revops_pipelines.settings import Settings
 GROUP = "corrections"
 PLAN_KEY = dg.AssetKey(["corrections", "correction_plan"])
 PUSH_KEY = dg.AssetKey(["corrections", "push"])
-EXCEPTIONS_KEY = dg.AssetKey(["recon", "drift_exceptions"])
+EXCEPTIONS_KEY = dg.AssetKey(["reconciliation", "drift_exceptions"])
 PLAN_TAG = "revops/plan_id"
 APPROVE_TAG = "revops/approve"
 

@@ -51,7 +51,7 @@ def model_description(model: SqlModel) -> str:
 
 
 def model_vars(settings: Settings) -> dict[str, object]:
-    from revops_pipelines.recon.run import vars_from_settings
+    from revops_pipelines.reconciliation.run import vars_from_settings
 
     return vars_from_settings(settings)
 

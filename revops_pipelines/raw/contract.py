@@ -156,12 +156,12 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_SF_COMMON,
         **_SF_STAMPS,
     },
-    "crm_opportunitylineitem": {
+    "crm_opportunity_line_item": {
         **_kind("text", "OpportunityId Product2Id ProductCode"),
         **_kind("number", "Quantity UnitPrice TotalPrice"),
         **_SF_COMMON,
     },
-    "crm_product2": {
+    "crm_product": {
         **_kind("text", "ProductCode Name Family"),
         **_kind("boolean", "IsActive"),
         **_SF_COMMON,
@@ -172,7 +172,7 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_kind("number", "ContractTerm"),
         **_SF_COMMON,
     },
-    "billing_customers": {
+    "billing_customer": {
         **_kind("text", "name email currency"),
         **_kind("object", "address metadata"),
         **_kind(
@@ -183,20 +183,20 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_kind("unix", "created"),
         **_kind("boolean", "deleted"),
     },
-    "billing_products": {
+    "billing_product": {
         **_kind("text", "name metadata.sku"),
         **_kind("object", "metadata"),
         **_kind("boolean", "active deleted"),
         **_kind("unix", "created updated"),
     },
-    "billing_prices": {
+    "billing_price": {
         **_kind("text", "product currency type recurring.interval"),
         **_kind("object", "recurring"),
         **_kind("integer", "unit_amount recurring.interval_count"),
         **_kind("boolean", "active"),
         **_kind("unix", "created"),
     },
-    "billing_subscriptions": {
+    "billing_subscription": {
         **_kind("text", "customer status currency metadata.crm_opportunity_id"),
         **_kind("object", "metadata"),
         **_kind("unix", "created start_date canceled_at ended_at"),
@@ -215,7 +215,7 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         ),
         **_kind("unix", "items.data[].current_period_start items.data[].current_period_end"),
     },
-    "billing_invoices": {
+    "billing_invoice": {
         **_kind(
             "text",
             "customer number status currency subscription parent.subscription_details.subscription",
@@ -239,13 +239,13 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_kind("integer", "lines.data[].amount lines.data[].quantity"),
         **_kind("unix", "lines.data[].period.start lines.data[].period.end"),
     },
-    "billing_invoice_payments": {
+    "billing_invoice_payment": {
         **_kind("text", "invoice currency status payment.payment_intent"),
         **_kind("integer", "amount_paid amount_requested"),
         **_kind("boolean", "is_default"),
         **_kind("unix", "created status_transitions.paid_at status_transitions.canceled_at"),
     },
-    "billing_credit_notes": {
+    "billing_credit_note": {
         **_kind("text", "invoice customer currency status reason"),
         **_kind("integer", "total"),
         **_kind("unix", "created"),
@@ -255,7 +255,7 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_kind("datetime", "lastmodifieddate"),
     },
     "erp_currency": _kind("text", "symbol name"),
-    "erp_currencyrate": {
+    "erp_currency_rate": {
         **_kind("text", "basecurrency transactioncurrency"),
         **_kind("decimal", "exchangerate"),
         **_kind("date", "effectivedate"),
@@ -275,14 +275,14 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         **_kind("datetime", "lastmodifieddate"),
     },
     "erp_invoice": _ERP_TRANSACTION,
-    "erp_customerpayment": _ERP_TRANSACTION,
-    "erp_creditmemo": _ERP_TRANSACTION,
-    "erp_transactionline": {
+    "erp_customer_payment": _ERP_TRANSACTION,
+    "erp_credit_memo": _ERP_TRANSACTION,
+    "erp_transaction_line": {
         **_kind("text", "transaction item memo"),
         **_kind("count", "linesequencenumber"),
         **_kind("decimal", "quantity rate foreignamount"),
     },
-    "erp_previoustransactionlink": {
+    "erp_previous_transaction_link": {
         **_kind("text", "previousdoc nextdoc linktype"),
         **_kind("decimal", "foreignamount"),
     },

@@ -25,7 +25,7 @@ def _names(system: str, spec: StreamSpec, notice: Notice) -> bool:
         return spec.options.get("object") == notice.object
     if system == "crm":
         return spec.source == notice.object
-    return spec.name == notice.object
+    return notice.object == spec.options.get("record_type", spec.source)
 
 
 def _streams(notice: Notice) -> list[StreamSpec]:

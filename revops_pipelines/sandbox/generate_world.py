@@ -318,7 +318,7 @@ class World:
     )
     customers: list[Customer] = field(default_factory=list)
     product2: dict[str, dict] = field(default_factory=dict)
-    billing_products: dict[str, dict] = field(default_factory=dict)
+    billing_product: dict[str, dict] = field(default_factory=dict)
     erp_items: dict[str, dict] = field(default_factory=dict)
     prices: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     names_taken: set[tuple[str, str]] = field(default_factory=set)
@@ -378,7 +378,7 @@ def add_product(world: World, product: Product, *, created: int, in_erp: bool) -
         },
     )
     prod_id = ids.stripe("prod")
-    world.billing_products[product.sku] = world.add(
+    world.billing_product[product.sku] = world.add(
         "billing/products",
         {
             "id": prod_id,

@@ -21,7 +21,7 @@ subscriptions as (
     left join opportunity_by_subscription as ob on ob.billing_subscription_id = s.source_id
 ),
 
-billing_invoices as (
+billing_invoice as (
     select
         i.source_id as invoice_id,
         coalesce(i.finalized_at, i.created_at) as occurred_at,
@@ -37,7 +37,7 @@ erp_invoices as (
         i.created_at as occurred_at,
         coalesce(b.correlation_id, i.billing_invoice_id, i.source_id) as correlation_id
     from {{ ref('invoice') }} as i
-    left join billing_invoices as b on b.invoice_id = i.billing_invoice_id
+    left join billing_invoice as b on b.invoice_id = i.billing_invoice_id
     where i.source_system = 'erp'
 )
 
@@ -54,7 +54,7 @@ from subscriptions
 union all
 
 select correlation_id, 'invoice_generated', 'billing', invoice_id, occurred_at
-from billing_invoices
+from billing_invoice
 
 union all
 
@@ -66,7 +66,7 @@ union all
 select coalesce(b.correlation_id, p.invoice_id, p.source_id), 'payment_applied', 'billing',
     p.source_id, p.paid_at
 from {{ ref('payment') }} as p
-left join billing_invoices as b on b.invoice_id = p.invoice_id
+left join billing_invoice as b on b.invoice_id = p.invoice_id
 where p.source_system = 'billing' and p.status = 'paid'
 
 union all

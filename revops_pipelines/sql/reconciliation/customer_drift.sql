@@ -6,7 +6,7 @@ WITH cust AS (
     WHERE NOT coalesce(is_deleted, false)
 ),
 
-m AS (SELECT * FROM {{ ref('recon_customer_match') }}),
+m AS (SELECT * FROM {{ ref('customer_match') }}),
 
 cb AS (SELECT left_id AS crm_id, right_id AS billing_id FROM m WHERE pair = 'crm_billing' AND method = 'link'),
 be AS (SELECT left_id AS billing_id, right_id AS erp_id FROM m WHERE pair = 'billing_erp' AND method = 'link'),

@@ -32,7 +32,7 @@ repeated AS (
     HAVING count(*) > 1
 ),
 
-tol AS (SELECT * FROM {{ ref('recon_tolerance') }}),
+tol AS (SELECT * FROM {{ ref('tolerance') }}),
 
 -- Both sides in one join, keeping only rows that can give a finding: billing only, ERP only,
 -- copies of a repeated invoice, and pairs that differ in money or state.

@@ -2,7 +2,7 @@
 -- Amount / term) against billing (all active subscriptions). Hierarchies are never rolled up.
 WITH pair AS (
     SELECT left_id AS crm_id, right_id AS billing_id
-    FROM {{ ref('recon_customer_match') }}
+    FROM {{ ref('customer_match') }}
     WHERE pair = 'crm_billing' AND method = 'link'
 ),
 
@@ -46,7 +46,7 @@ explained_customer AS (
     WHERE s.source_id IN (SELECT billing_id FROM {{ ref('subscription_drift') }} WHERE billing_id IS NOT NULL)
 ),
 
-tol AS (SELECT * FROM {{ ref('recon_tolerance') }}),
+tol AS (SELECT * FROM {{ ref('tolerance') }}),
 
 compared AS (
     SELECT

@@ -33,7 +33,7 @@ applied AS (
     GROUP BY bp.source_id
 ),
 
-tol AS (SELECT * FROM {{ ref('recon_tolerance') }})
+tol AS (SELECT * FROM {{ ref('tolerance') }})
 
 -- A payment on an invoice the ERP does not hold is covered by the invoice's own finding.
 SELECT

@@ -24,7 +24,7 @@ account_missing AS (
     SELECT crm_id FROM {{ ref('customer_drift') }} WHERE drift_type = 'customer_missing_in_billing'
 ),
 
-tol AS (SELECT * FROM {{ ref('recon_tolerance') }}),
+tol AS (SELECT * FROM {{ ref('tolerance') }}),
 
 pairs AS (
     SELECT

@@ -11,5 +11,5 @@ select
     r.payload->>'$.reason' as reason,
     unix_to_utc(r.payload->>'$.created') as created_at,
     coalesce(r.deleted, false) as is_deleted
-from {{ source('raw', 'billing_credit_notes') }} as r
+from {{ source('raw', 'billing_credit_note') }} as r
 left join seeds.currency_exponents as ce on ce.currency = upper(r.payload->>'$.currency')

@@ -12,7 +12,7 @@ with parsed as (
                            "tax_jurisdiction": "VARCHAR"},
               "created": "VARCHAR", "deleted": "VARCHAR"}'
         ) as p
-    from {{ source('raw', 'billing_customers') }}
+    from {{ source('raw', 'billing_customer') }}
 )
 
 select

@@ -22,7 +22,7 @@ with parsed as (
                                   "pricing": {"price_details": {"price": "VARCHAR",
                                                                 "product": "VARCHAR"}}}]}}'
         ) as p
-    from {{ source('raw', 'billing_invoices') }} as r
+    from {{ source('raw', 'billing_invoice') }} as r
 )
 
 select

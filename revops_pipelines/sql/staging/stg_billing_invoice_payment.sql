@@ -13,7 +13,7 @@ with parsed as (
               "payment": {"payment_intent": "VARCHAR"}, "created": "BIGINT",
               "status_transitions": {"paid_at": "BIGINT", "canceled_at": "BIGINT"}}'
         ) as p
-    from {{ source('raw', 'billing_invoice_payments') }}
+    from {{ source('raw', 'billing_invoice_payment') }}
 )
 
 select

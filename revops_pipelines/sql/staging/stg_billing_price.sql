@@ -12,5 +12,5 @@ select
     coalesce(cast(r.payload->>'$.active' as boolean), true) as is_active,
     unix_to_utc(r.payload->>'$.created') as created_at,
     coalesce(r.deleted, false) as is_deleted
-from {{ source('raw', 'billing_prices') }} as r
+from {{ source('raw', 'billing_price') }} as r
 left join seeds.currency_exponents as ce on ce.currency = upper(r.payload->>'$.currency')

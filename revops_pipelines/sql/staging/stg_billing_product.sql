@@ -8,4 +8,4 @@ select
     unix_to_utc(r.payload->>'$.updated') as updated_at,
     coalesce(r.deleted, false) or coalesce(cast(r.payload->>'$.deleted' as boolean), false)
         as is_deleted
-from {{ source('raw', 'billing_products') }} as r
+from {{ source('raw', 'billing_product') }} as r

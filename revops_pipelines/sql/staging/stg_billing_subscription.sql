@@ -10,7 +10,7 @@ with parsed as (
               "ended_at": "VARCHAR", "cancel_at_period_end": "VARCHAR",
               "metadata": {"crm_opportunity_id": "VARCHAR"}}'
         ) as p
-    from {{ source('raw', 'billing_subscriptions') }}
+    from {{ source('raw', 'billing_subscription') }}
 )
 
 select

@@ -16,7 +16,7 @@ with items as (
                                                               "interval_count": "BIGINT"}}}]}}'
             ).items.data
         ) as item
-    from {{ source('raw', 'billing_subscriptions') }} as r
+    from {{ source('raw', 'billing_subscription') }} as r
 ),
 
 typed as (

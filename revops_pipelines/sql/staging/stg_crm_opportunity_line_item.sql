@@ -10,6 +10,6 @@ select
     o.currency,
     coalesce(r.deleted, false) or coalesce(sf_bool(r.payload->>'$.IsDeleted'), false) as is_deleted,
     cast(r.payload->>'$.SystemModstamp' as timestamptz) as updated_at
-from {{ source('raw', 'crm_opportunitylineitem') }} as r
+from {{ source('raw', 'crm_opportunity_line_item') }} as r
 left join {{ ref('stg_crm_opportunity') }} as o
     on o.opportunity_id = r.payload->>'$.OpportunityId'

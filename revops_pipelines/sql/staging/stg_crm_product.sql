@@ -7,4 +7,4 @@ select
     coalesce(sf_bool(r.payload->>'$.IsActive'), true) as is_active,
     coalesce(r.deleted, false) or coalesce(sf_bool(r.payload->>'$.IsDeleted'), false) as is_deleted,
     cast(r.payload->>'$.SystemModstamp' as timestamptz) as updated_at
-from {{ source('raw', 'crm_product2') }} as r
+from {{ source('raw', 'crm_product') }} as r

@@ -8,7 +8,7 @@ with parsed as (
             '{"previousdoc": "VARCHAR", "nextdoc": "VARCHAR", "linktype": "VARCHAR",
               "foreignamount": "VARCHAR"}'
         ) as p
-    from {{ source('raw', 'erp_previoustransactionlink') }}
+    from {{ source('raw', 'erp_previous_transaction_link') }}
 )
 
 select

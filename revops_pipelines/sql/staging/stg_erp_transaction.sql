@@ -5,9 +5,9 @@ with rows as (
     select id, payload, deleted, 'CustInvc' as stream_type
     from {{ source('raw', 'erp_invoice') }}
     union all
-    select id, payload, deleted, 'CustPymt' from {{ source('raw', 'erp_customerpayment') }}
+    select id, payload, deleted, 'CustPymt' from {{ source('raw', 'erp_customer_payment') }}
     union all
-    select id, payload, deleted, 'CustCred' from {{ source('raw', 'erp_creditmemo') }}
+    select id, payload, deleted, 'CustCred' from {{ source('raw', 'erp_credit_memo') }}
 ),
 
 parsed as (

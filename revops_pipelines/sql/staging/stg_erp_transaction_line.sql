@@ -10,7 +10,7 @@ with parsed as (
               "quantity": "DOUBLE", "rate": "VARCHAR", "foreignamount": "VARCHAR",
               "memo": "VARCHAR"}'
         ) as p
-    from {{ source('raw', 'erp_transactionline') }}
+    from {{ source('raw', 'erp_transaction_line') }}
 )
 
 select

@@ -8,22 +8,26 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from revops_pipelines.defs.reconcile import drift_exceptions, recon_metrics, recon_report
+from revops_pipelines.defs.reconciliation import (
+    drift_exceptions,
+    reconciliation_metrics,
+    reconciliation_report,
+)
 from revops_pipelines.defs.resources import DuckDBResource
-from revops_pipelines.recon.run import reconciliation_model_names
+from revops_pipelines.reconciliation.run import reconciliation_model_names
 from revops_pipelines_tests.canonical_rows import clean_world, reconcile_world, row
 
 
 def test_keys_groups_pools_and_deps() -> None:
-    assert drift_exceptions.key == dg.AssetKey(["recon", "drift_exceptions"])
-    assert recon_report.key == dg.AssetKey(["recon", "report"])
+    assert drift_exceptions.key == dg.AssetKey(["reconciliation", "drift_exceptions"])
+    assert reconciliation_report.key == dg.AssetKey(["reconciliation", "report"])
     deps = {k.to_user_string() for k in drift_exceptions.dependency_keys}
     assert "reconciliation/findings" in deps
     assert deps == {f"reconciliation/{n}" for n in reconciliation_model_names()}
-    for asset in (drift_exceptions, recon_metrics):
+    for asset in (drift_exceptions, reconciliation_metrics):
         assert asset.group_names_by_key[asset.key] == "reconciliation"
-    assert recon_report.group_names_by_key[recon_report.key] == "report"
-    for asset in (drift_exceptions, recon_metrics, recon_report):
+    assert reconciliation_report.group_names_by_key[reconciliation_report.key] == "report"
+    for asset in (drift_exceptions, reconciliation_metrics, reconciliation_report):
         assert asset.op.pool == "duckdb"
     assert {c.name for c in drift_exceptions.check_specs} == {"no_critical_open", "no_high_open"}
 
@@ -31,7 +35,7 @@ def test_keys_groups_pools_and_deps() -> None:
 def _materialize(db: Path, *, detected_at: str | None = None) -> dg.ExecuteInProcessResult:
     config = {"detected_at": detected_at} if detected_at else {}
     return dg.materialize(
-        [drift_exceptions, recon_metrics, recon_report],
+        [drift_exceptions, reconciliation_metrics, reconciliation_report],
         resources={"duckdb": DuckDBResource(path=str(db))},
         run_config={
             "ops": {
@@ -98,11 +102,11 @@ def test_exceptions_age_with_the_as_of_date(tmp_path: Path, monkeypatch) -> None
         assert _materialize(db).success
     with duckdb.connect(str(db), read_only=True) as con:
         [(first, last)] = con.execute(
-            "SELECT first_detected_at, last_detected_at FROM recon.drift_exceptions"
+            "SELECT first_detected_at, last_detected_at FROM reconciliation.drift_exceptions"
         ).fetchall()
         aging = dict(
             con.execute(
-                "SELECT dimension, value FROM recon.metrics_history "
+                "SELECT dimension, value FROM reconciliation.metrics_history "
                 "WHERE metric = 'open_exceptions_by_age' AND value > 0 ORDER BY run_at"
             ).fetchall()
         )

@@ -25,11 +25,11 @@ def now_for(as_of: str | date | None, *, current: datetime | None = None) -> dat
 
 
 def format_tolerances(tolerances: Mapping[str, int]) -> str:
-    """The `tolerances` var: `USD=0,JPY=1`, parsed back into a table by `recon_tolerance.sql`."""
+    """The `tolerances` var: `USD=0,JPY=1`, parsed back into a table by `tolerance.sql`."""
     return ",".join(f"{code.upper()}={int(minor)}" for code, minor in sorted(tolerances.items()))
 
 
-def recon_vars(
+def reconciliation_vars(
     *,
     now: datetime,
     tolerances: Mapping[str, int] | None = None,
@@ -47,7 +47,7 @@ def recon_vars(
 
 def vars_from_settings(settings: Settings, *, as_of: str | None = None) -> dict[str, object]:
     """Vars from the settings; `as_of` (the manifest's date) overrides `settings.as_of`."""
-    return recon_vars(
+    return reconciliation_vars(
         now=now_for(as_of or settings.as_of or None),
         tolerances=settings.tolerance_minor,
         name_match_threshold=settings.name_match_threshold,

@@ -1,4 +1,4 @@
-"""The one reading of `recon.drift_exceptions`: which rows are open, how old, how much is at stake.
+"""The one reading of `reconciliation.drift_exceptions`: which rows are open, how old, how much is at stake.
 
 The report, the metrics, the demo summary, trace and the Dagster metadata all read the
 exceptions through here, so two screens never disagree about the same exception:
@@ -15,8 +15,8 @@ from typing import Any
 
 import duckdb
 
-from revops_pipelines.recon.catalog import EXCEPTIONS_TABLE, SEVERITIES
-from revops_pipelines.recon.money import Rates
+from revops_pipelines.reconciliation.catalog import EXCEPTIONS_TABLE, SEVERITIES
+from revops_pipelines.reconciliation.money import Rates
 
 OPEN_STATUSES = ("open", "planned")
 OPEN_SQL = "status IN ('open', 'planned')"

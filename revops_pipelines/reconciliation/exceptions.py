@@ -1,9 +1,9 @@
-"""Exception history: the findings of each run merged into `recon.exception_history`.
+"""Exception history: the findings of each run merged into `reconciliation.exception_history`.
 
 The reconciliation models are rebuilt every run; the history is not. It keeps when a
 finding was first seen (aging), marks findings that disappeared as resolved, and keeps
 a status a person set (planned, corrected, ignored) when the finding shows up again.
-`recon.drift_exceptions` is then rewritten from the history with the contract's columns.
+`reconciliation.drift_exceptions` is then rewritten from the history with the contract's columns.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.catalog import EXCEPTIONS_TABLE
-from revops_pipelines.recon.reading import read_exceptions
-from revops_pipelines.recon.run import FINDINGS_TABLE
+from revops_pipelines.reconciliation.catalog import EXCEPTIONS_TABLE
+from revops_pipelines.reconciliation.reading import read_exceptions
+from revops_pipelines.reconciliation.run import FINDINGS_TABLE
 
-HISTORY_TABLE = "recon.exception_history"
+HISTORY_TABLE = "reconciliation.exception_history"
 STATUSES = ("open", "planned", "corrected", "resolved", "ignored")
 PERSON_STATUSES = ("planned", "corrected", "ignored")
 
-# docs: DRIFT.md `recon.drift_exceptions`, in order, then resolved_at.
+# docs: DRIFT.md `reconciliation.drift_exceptions`, in order, then resolved_at.
 EXCEPTION_COLUMNS = (
     "exception_id",
     "drift_type",
@@ -95,7 +95,7 @@ class ExceptionSummary:
 
 
 def ensure_history(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS recon")
+    con.execute("CREATE SCHEMA IF NOT EXISTS reconciliation")
     con.execute(_HISTORY_DDL)
 
 
@@ -105,7 +105,7 @@ def update_exceptions(
     now: datetime | None = None,
     statuses: Mapping[str, str] | None = None,
 ) -> ExceptionSummary:
-    """Merges `reconciliation.findings` into the history and rewrites `recon.drift_exceptions`.
+    """Merges `reconciliation.findings` into the history and rewrites `reconciliation.drift_exceptions`.
 
     `statuses` are the statuses people set (exception id → planned/corrected/ignored), e.g. from
     the ledger; they are applied before the merge so a reappearing finding keeps them.

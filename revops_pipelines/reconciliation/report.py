@@ -16,11 +16,15 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from revops_pipelines.lifecycle import LIFECYCLE_STAGES
-from revops_pipelines.recon.catalog import SEVERITIES, drift_codes, relation_exists
-from revops_pipelines.recon.exceptions import STATUSES
-from revops_pipelines.recon.metrics import DELAY_BUCKETS, METRICS_TABLE, compute_metrics
-from revops_pipelines.recon.money import Rates, load_rates
-from revops_pipelines.recon.reading import ExceptionReading, exception_rows, read_exceptions
+from revops_pipelines.reconciliation.catalog import SEVERITIES, drift_codes, relation_exists
+from revops_pipelines.reconciliation.exceptions import STATUSES
+from revops_pipelines.reconciliation.metrics import DELAY_BUCKETS, METRICS_TABLE, compute_metrics
+from revops_pipelines.reconciliation.money import Rates, load_rates
+from revops_pipelines.reconciliation.reading import (
+    ExceptionReading,
+    exception_rows,
+    read_exceptions,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 SEVERITY_COLORS = {"critical": "#a4161a", "high": "#e07a1f", "medium": "#e9c46a", "low": "#9aa3b2"}
@@ -38,7 +42,7 @@ def run_metrics(
     con: duckdb.DuckDBPyConnection, *, now: datetime, rates: Rates
 ) -> dict[tuple[str, str], float]:
     """This run's metrics: the rows `record_metrics` wrote at `now`, else computed here."""
-    if relation_exists(con, "recon", "metrics_history"):
+    if relation_exists(con, "reconciliation", "metrics_history"):
         rows = con.execute(
             f"SELECT metric, dimension, value FROM {METRICS_TABLE} WHERE run_at = ?", [now]
         ).fetchall()
@@ -122,7 +126,7 @@ def _money_chart(reading: ExceptionReading, rates: Rates) -> dict[str, Any]:
 
 def trend_chart(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     history: list[tuple[datetime, float]] = []
-    if relation_exists(con, "recon", "metrics_history"):
+    if relation_exists(con, "reconciliation", "metrics_history"):
         history = con.execute(
             f"SELECT run_at, sum(value) FROM {METRICS_TABLE} "
             "WHERE metric = 'open_exceptions_by_age' GROUP BY run_at ORDER BY run_at"

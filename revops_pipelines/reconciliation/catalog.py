@@ -12,7 +12,7 @@ from revops_pipelines.sqlmodels import MODELS_ROOT
 from revops_pipelines.sqlmodels.loader import SEEDS_FOLDER
 
 SEVERITIES = ("critical", "high", "medium", "low")
-EXCEPTIONS_TABLE = "recon.drift_exceptions"
+EXCEPTIONS_TABLE = "reconciliation.drift_exceptions"
 
 
 def relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:

@@ -3,7 +3,7 @@
 The findings themselves are the SQL models under `revops_pipelines/sql/reconciliation/` (assets
 `reconciliation/<name>`, built by `models.py`); these assets carry them into the history,
 and two checks on `drift_exceptions` turn the graph red (critical) or amber (high) while
-such findings are open. Every figure comes from the one reading in `recon/reading.py`.
+such findings are open. Every figure comes from the one reading in `reconciliation/reading.py`.
 """
 
 from datetime import UTC, datetime
@@ -12,20 +12,20 @@ from typing import Any
 import dagster as dg
 
 from revops_pipelines.ledger import exception_statuses
-from revops_pipelines.recon.catalog import relation_exists
-from revops_pipelines.recon.exceptions import export_exceptions, update_exceptions
-from revops_pipelines.recon.metrics import Metric, record_metrics
-from revops_pipelines.recon.money import Rates, load_rates
-from revops_pipelines.recon.reading import read_exceptions
-from revops_pipelines.recon.report import findings_markdown, render_report, report_metadata
-from revops_pipelines.recon.run import now_for, reconciliation_model_names
+from revops_pipelines.reconciliation.catalog import relation_exists
+from revops_pipelines.reconciliation.exceptions import export_exceptions, update_exceptions
+from revops_pipelines.reconciliation.metrics import Metric, record_metrics
+from revops_pipelines.reconciliation.money import Rates, load_rates
+from revops_pipelines.reconciliation.reading import read_exceptions
+from revops_pipelines.reconciliation.report import findings_markdown, render_report, report_metadata
+from revops_pipelines.reconciliation.run import now_for, reconciliation_model_names
 from revops_pipelines.settings import Settings
 
 GROUP = "reconciliation"
 REPORT_GROUP = "report"
-EXCEPTIONS_KEY = dg.AssetKey(["recon", "drift_exceptions"])
-METRICS_KEY = dg.AssetKey(["recon", "metrics"])
-REPORT_KEY = dg.AssetKey(["recon", "report"])
+EXCEPTIONS_KEY = dg.AssetKey(["reconciliation", "drift_exceptions"])
+METRICS_KEY = dg.AssetKey(["reconciliation", "metrics"])
+REPORT_KEY = dg.AssetKey(["reconciliation", "report"])
 SAMPLE_ROWS = 10
 # (check name, severity of the findings it watches, the check's own severity)
 FINDING_CHECKS = (
@@ -58,12 +58,12 @@ def _rates(con: Any, settings: Settings, as_of: datetime) -> Rates:
 def _decisions(con: Any, settings: Settings) -> dict[str, str]:
     """People's decisions from the ledger, for the findings the history already holds."""
     decided = exception_statuses(settings.ledger_url)
-    if not decided or not relation_exists(con, "recon", "exception_history"):
+    if not decided or not relation_exists(con, "reconciliation", "exception_history"):
         return {}
     known = {
         row[0]
         for row in con.execute(
-            "SELECT exception_id FROM recon.exception_history WHERE exception_id IN "
+            "SELECT exception_id FROM reconciliation.exception_history WHERE exception_id IN "
             "(SELECT unnest(?::VARCHAR[]))",
             [list(decided)],
         ).fetchall()
@@ -118,7 +118,7 @@ def drift_exceptions(
         rates = _rates(con, settings, as_of)
         meta = report_metadata(con, now=as_of, rates=rates, top=SAMPLE_ROWS)
         reading = read_exceptions(con, as_of=as_of, rates=rates)
-        total = con.execute("SELECT count(*) FROM recon.drift_exceptions").fetchall()[0][0]
+        total = con.execute("SELECT count(*) FROM reconciliation.drift_exceptions").fetchall()[0][0]
     checks = []
     for name, severity, check_severity in FINDING_CHECKS:
         rows = [r for r in reading.rows if r["severity"] == severity]
@@ -141,7 +141,7 @@ def drift_exceptions(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(int(total)),
-            "dagster/table_name": dg.MetadataValue.text("recon.drift_exceptions"),
+            "dagster/table_name": dg.MetadataValue.text("reconciliation.drift_exceptions"),
             "as_of": dg.MetadataValue.text(as_of.strftime("%Y-%m-%d %H:%M UTC")),
             "open_exceptions": dg.MetadataValue.int(meta["open_exceptions"]),
             "new": dg.MetadataValue.int(summary.new),
@@ -204,12 +204,12 @@ def metrics_metadata(metrics: list[Metric], rates: Rates) -> dict[str, dg.Metada
     kinds={"duckdb", "table"},
     required_resource_keys={"duckdb"},
 )
-def recon_metrics(
+def reconciliation_metrics(
     context: dg.AssetExecutionContext, config: ReconcileConfig
 ) -> dg.MaterializeResult:
     """How healthy revenue operations are this run: quote-to-cash delay, open exceptions by
     age, severity and drift type, review load, invoice accuracy and money at stake, appended to
-    `recon.metrics_history` for the trend."""
+    `reconciliation.metrics_history` for the trend."""
     settings = Settings.from_env()
     as_of = _as_of(config, settings)
     with context.resources.duckdb.connect() as con:
@@ -217,7 +217,7 @@ def recon_metrics(
         metrics = record_metrics(con, now=as_of, rates=rates)
     return dg.MaterializeResult(
         metadata={
-            "dagster/table_name": dg.MetadataValue.text("recon.metrics_history"),
+            "dagster/table_name": dg.MetadataValue.text("reconciliation.metrics_history"),
             **metrics_metadata(metrics, rates),
         }
     )
@@ -231,7 +231,7 @@ def recon_metrics(
     kinds={"html"},
     required_resource_keys={"duckdb"},
 )
-def recon_report(
+def reconciliation_report(
     context: dg.AssetExecutionContext, config: ReconcileConfig
 ) -> dg.MaterializeResult:
     """The page finance opens: what is wrong, how much in the reporting currency, how old and

@@ -1,7 +1,7 @@
-"""Business metrics of a reconciliation run, appended to `recon.metrics_history` for trends.
+"""Business metrics of a reconciliation run, appended to `reconciliation.metrics_history` for trends.
 
 Quote-to-cash delay comes from `canonical.lifecycle_event`; the exception metrics from the
-one reading of `recon.drift_exceptions` after the merge; invoice accuracy from this run's findings.
+one reading of `reconciliation.drift_exceptions` after the merge; invoice accuracy from this run's findings.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from revops_pipelines.recon.catalog import drift_codes, relation_exists
-from revops_pipelines.recon.money import Rates
-from revops_pipelines.recon.reading import read_exceptions
-from revops_pipelines.recon.run import FINDINGS_TABLE
+from revops_pipelines.reconciliation.catalog import drift_codes, relation_exists
+from revops_pipelines.reconciliation.money import Rates
+from revops_pipelines.reconciliation.reading import read_exceptions
+from revops_pipelines.reconciliation.run import FINDINGS_TABLE
 
-METRICS_TABLE = "recon.metrics_history"
+METRICS_TABLE = "reconciliation.metrics_history"
 DELAY_BUCKETS = ("0-7", "8-14", "15-30", "31-60", "61-90", ">90")
 # Findings that make a billing invoice wrong besides its own invoice codes.
 PAYMENT_CODES = ("payment_missing_in_erp", "payment_amount_mismatch")
@@ -153,10 +153,10 @@ def _percentile(values: list[float], share: float) -> float:
 def record_metrics(
     con: duckdb.DuckDBPyConnection, *, now: datetime | None = None, rates: Rates | None = None
 ) -> list[Metric]:
-    """Computes this run's metrics as of `now` and appends them to `recon.metrics_history`."""
+    """Computes this run's metrics as of `now` and appends them to `reconciliation.metrics_history`."""
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
     metrics = compute_metrics(con, now=run_at, rates=rates)
-    con.execute("CREATE SCHEMA IF NOT EXISTS recon")
+    con.execute("CREATE SCHEMA IF NOT EXISTS reconciliation")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} "
         "(run_at TIMESTAMPTZ, metric VARCHAR, dimension VARCHAR, value DOUBLE)"

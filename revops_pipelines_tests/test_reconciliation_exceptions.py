@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from revops_pipelines.recon.exceptions import (
+from revops_pipelines.reconciliation.exceptions import (
     EXCEPTION_COLUMNS,
     ExceptionStatusError,
     export_exceptions,
@@ -21,7 +21,7 @@ T1 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
 
 def _exceptions(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
-    cursor = con.execute("SELECT * FROM recon.drift_exceptions")
+    cursor = con.execute("SELECT * FROM reconciliation.drift_exceptions")
     names = [d[0] for d in cursor.description]
     return {r[0]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
 
@@ -65,7 +65,9 @@ def test_columns_follow_the_contract() -> None:
     con = duckdb.connect()
     reconcile_world(_drifted_world(), con=con)
     update_exceptions(con, now=T1)
-    columns = [d[0] for d in con.execute("SELECT * FROM recon.drift_exceptions").description]
+    columns = [
+        d[0] for d in con.execute("SELECT * FROM reconciliation.drift_exceptions").description
+    ]
     assert columns == list(EXCEPTION_COLUMNS)
 
 

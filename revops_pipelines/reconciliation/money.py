@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.recon.catalog import relation_exists
+from revops_pipelines.reconciliation.catalog import relation_exists
 
 DEFAULT_EXPONENT = 2
 RATES_MODEL = ("staging", "stg_erp_currency_rate")

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import duckdb
 
 from revops_pipelines.lifecycle import LIFECYCLE_STAGES
-from revops_pipelines.recon.catalog import relation_exists
-from revops_pipelines.recon.exceptions import EXCEPTIONS_TABLE
-from revops_pipelines.recon.money import Rates, currency_exponents
-from revops_pipelines.recon.reading import exception_rows
+from revops_pipelines.reconciliation.catalog import relation_exists
+from revops_pipelines.reconciliation.exceptions import EXCEPTIONS_TABLE
+from revops_pipelines.reconciliation.money import Rates, currency_exponents
+from revops_pipelines.reconciliation.reading import exception_rows
 
 
 class TraceNotFoundError(LookupError):
@@ -58,7 +58,7 @@ def correlation_ids(con: duckdb.DuckDBPyConnection, any_id: str) -> list[str]:
             [any_id, any_id],
         ).fetchall()
         found |= {r[0] for r in rows}
-    if relation_exists(con, "recon", "drift_exceptions"):
+    if relation_exists(con, "reconciliation", "drift_exceptions"):
         found |= {
             r[0]
             for r in con.execute(
@@ -97,7 +97,7 @@ def trace(con: duckdb.DuckDBPyConnection, any_id: str, *, as_of: datetime | None
             if not events:
                 lines.append("  (no lifecycle events)")
         findings = []
-        if relation_exists(con, "recon", "drift_exceptions"):
+        if relation_exists(con, "reconciliation", "drift_exceptions"):
             findings = exception_rows(
                 con, as_of=as_of, where="correlation_id = ?", params=[correlation_id]
             )
