@@ -48,8 +48,8 @@ ERP_FILES = {
     "customer": "customer",
     "item": "item",
     "invoice": "invoice",
-    "customerpayment": "customerpayment",
-    "creditmemo": "creditmemo",
+    "customer_payment": "customerpayment",
+    "credit_memo": "creditmemo",
 }
 
 

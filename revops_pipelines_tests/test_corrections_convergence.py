@@ -157,7 +157,8 @@ def test_dry_run_changes_nothing_and_the_cap_holds_until_approved(converged) -> 
 
 def _finding(con, code: str) -> dict:
     cursor = con.execute(
-        "SELECT * FROM reconciliation.drift_exceptions WHERE drift_type = ? AND status = 'open' LIMIT 1",
+        "SELECT * FROM reconciliation.drift_exceptions "
+        "WHERE drift_type = ? AND status = 'open' LIMIT 1",
         [code],
     )
     names = [d[0] for d in cursor.description]

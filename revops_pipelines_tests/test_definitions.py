@@ -6,27 +6,27 @@ import pytest
 from revops_pipelines.definitions import definitions
 
 RAW_STREAMS = {
-    "crm": ["account", "contract", "opportunity", "opportunitylineitem", "product2"],
+    "crm": ["account", "contract", "opportunity", "opportunity_line_item", "product"],
     "billing": [
-        "credit_notes",
-        "customers",
-        "invoice_payments",
-        "invoices",
-        "prices",
-        "products",
-        "subscriptions",
+        "credit_note",
+        "customer",
+        "invoice",
+        "invoice_payment",
+        "price",
+        "product",
+        "subscription",
     ],
     "erp": [
-        "creditmemo",
+        "credit_memo",
         "currency",
-        "currencyrate",
+        "currency_rate",
         "customer",
-        "customerpayment",
+        "customer_payment",
         "invoice",
         "item",
-        "previoustransactionlink",
+        "previous_transaction_link",
         "subsidiary",
-        "transactionline",
+        "transaction_line",
     ],
 }
 CANONICAL = [

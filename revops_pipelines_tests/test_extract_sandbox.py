@@ -211,7 +211,7 @@ def test_two_streams_of_one_system_read_together_stay_within_its_rate_limit(hand
             extract_streams(
                 lambda system: make_client(urls, system, rate_limit=rate),
                 con,
-                [("billing", "invoices"), ("billing", "customers")],
+                [("billing", "invoice"), ("billing", "customer")],
                 run_id="paced",
             )
         )

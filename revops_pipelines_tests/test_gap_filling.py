@@ -66,11 +66,11 @@ def test_with_30_percent_of_deliveries_dropped_polling_finds_every_change(
             stored, deleted = payloads(con, key)[record["id"]]
             assert not deleted
             system, stream = key.split("_", 1)
+            spec = STREAM_TABLES[system][0][stream]
             if system == "billing":
-                path = f"{urls.billing}/v1/{stream}/{record['id']}"
+                path = f"{urls.billing}/v1/{spec.source}/{record['id']}"
                 current = httpx.get(path, headers=auth).json()
             else:
-                spec = STREAM_TABLES[system][0][stream]
                 pages = clients[system].fetch_notified(spec, [record["id"]])
                 (current,) = [change.record for page in pages for change in page.changes]
             assert stored == current, record

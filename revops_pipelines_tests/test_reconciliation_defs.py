@@ -40,7 +40,11 @@ def _materialize(db: Path, *, detected_at: str | None = None) -> dg.ExecuteInPro
         run_config={
             "ops": {
                 name: {"config": config}
-                for name in ("recon__drift_exceptions", "recon__metrics", "recon__report")
+                for name in (
+                    "reconciliation__drift_exceptions",
+                    "reconciliation__metrics",
+                    "reconciliation__report",
+                )
             }
         },
     )
@@ -60,7 +64,7 @@ def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) 
         reconcile_world(world, con=con)
     result = _materialize(db, detected_at="2025-06-28T12:00:00+00:00")
     assert result.success
-    meta = _meta(result, "recon__drift_exceptions")
+    meta = _meta(result, "reconciliation__drift_exceptions")
     assert meta["new"] == 1
     assert meta["by_type"] == {"invoice_amount_mismatch": 1}
     assert meta["at_stake"].startswith("1.00 USD")
@@ -70,11 +74,11 @@ def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) 
     assert pd.read_csv(out / "drift_exceptions.csv")["drift_type"].tolist() == [
         "invoice_amount_mismatch"
     ]
-    report = _meta(result, "recon__report")
+    report = _meta(result, "reconciliation__report")
     assert Path(report["path"]).is_absolute() and report["url"].startswith("file:///")
     assert "invoice_amount_mismatch" in (out / "report.html").read_text()
 
-    metrics = _meta(result, "recon__metrics")
+    metrics = _meta(result, "reconciliation__metrics")
     assert metrics["open_exceptions_by_severity"] == {"critical": 1}
     assert metrics["money_at_stake"] == {"USD": "1.00 USD"}
     assert metrics["money_at_stake_usd"] == "1.00 USD"

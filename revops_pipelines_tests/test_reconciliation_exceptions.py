@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from revops_pipelines.reconciliation.catalog import relation_exists
 from revops_pipelines.reconciliation.exceptions import (
     EXCEPTION_COLUMNS,
     ExceptionStatusError,
@@ -15,6 +16,7 @@ from revops_pipelines.reconciliation.exceptions import (
     set_status,
     update_exceptions,
 )
+from revops_pipelines.sqlmodels.loader import load_models
 from revops_pipelines_tests.canonical_rows import clean_world, reconcile_world, row
 
 T1 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -101,7 +103,12 @@ def test_history_survives_a_rebuild_of_the_models() -> None:
     con = duckdb.connect()
     reconcile_world(_drifted_world(), con=con)
     update_exceptions(con, now=T1)
-    con.execute("DROP SCHEMA reconciliation CASCADE")
+    # Models are rebuilt from nothing; the history is not a model and stays.
+    for model in load_models():
+        kind = "VIEW" if model.materialized == "view" else "TABLE"
+        con.execute(f"DROP {kind} IF EXISTS {model.relation} CASCADE")
+    assert relation_exists(con, "reconciliation", "exception_history")
+    assert not relation_exists(con, "reconciliation", "findings")
     reconcile_world(_drifted_world(), con=con)
     update_exceptions(con, now=T1 + timedelta(days=1))
     [only] = _exceptions(con).values()

@@ -105,7 +105,8 @@ def update_exceptions(
     now: datetime | None = None,
     statuses: Mapping[str, str] | None = None,
 ) -> ExceptionSummary:
-    """Merges `reconciliation.findings` into the history and rewrites `reconciliation.drift_exceptions`.
+    """Merges `reconciliation.findings` into the history and rewrites
+    `reconciliation.drift_exceptions`.
 
     `statuses` are the statuses people set (exception id → planned/corrected/ignored), e.g. from
     the ledger; they are applied before the merge so a reappearing finding keeps them.

@@ -1,7 +1,9 @@
-"""Business metrics of a reconciliation run, appended to `reconciliation.metrics_history` for trends.
+"""Business metrics of a reconciliation run, appended to `reconciliation.metrics_history`
+for trends.
 
 Quote-to-cash delay comes from `canonical.lifecycle_event`; the exception metrics from the
-one reading of `reconciliation.drift_exceptions` after the merge; invoice accuracy from this run's findings.
+one reading of `reconciliation.drift_exceptions` after the merge; invoice accuracy from this
+run's findings.
 """
 
 from __future__ import annotations
@@ -153,7 +155,8 @@ def _percentile(values: list[float], share: float) -> float:
 def record_metrics(
     con: duckdb.DuckDBPyConnection, *, now: datetime | None = None, rates: Rates | None = None
 ) -> list[Metric]:
-    """Computes this run's metrics as of `now` and appends them to `reconciliation.metrics_history`."""
+    """Computes this run's metrics as of `now` and appends them to
+    `reconciliation.metrics_history`."""
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
     metrics = compute_metrics(con, now=run_at, rates=rates)
     con.execute("CREATE SCHEMA IF NOT EXISTS reconciliation")

@@ -1,4 +1,5 @@
-"""The one reading of `reconciliation.drift_exceptions`: which rows are open, how old, how much is at stake.
+"""The one reading of `reconciliation.drift_exceptions`: which rows are open, how old, how much
+is at stake.
 
 The report, the metrics, the demo summary, trace and the Dagster metadata all read the
 exceptions through here, so two screens never disagree about the same exception:
