@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/revops demo
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
