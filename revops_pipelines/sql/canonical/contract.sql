@@ -1,19 +1,19 @@
 -- One row per CRM opportunity with its contract (the latest live one when there are several).
-with contracts as (
-    select *
-    from {{ ref('stg_crm_contract') }}
-    where opportunity_id is not null
-    qualify row_number() over (
-        partition by opportunity_id
-        order by is_deleted, updated_at desc nulls last, contract_id desc
+WITH contracts AS (
+    SELECT *
+    FROM {{ ref('stg_crm_contract') }}
+    WHERE opportunity_id IS NOT NULL
+    QUALIFY row_number() OVER (
+        PARTITION BY opportunity_id
+        ORDER BY is_deleted, updated_at DESC NULLS LAST, contract_id DESC
     ) = 1
 )
 
-select
-    'crm' as source_system,
-    o.opportunity_id as source_id,
+SELECT
+    'crm' AS source_system,
+    o.opportunity_id AS source_id,
     o.account_id,
-    o.name as opportunity_name,
+    o.name AS opportunity_name,
     o.stage,
     o.is_closed,
     o.is_won,
@@ -21,12 +21,12 @@ select
     o.amount_minor,
     o.currency,
     o.term_months,
-    cast(o.amount_minor / nullif(o.term_months, 0) as decimal(24, 6)) as mrr_minor,
+    cast(o.amount_minor / nullif(o.term_months, 0) AS DECIMAL(24, 6)) AS mrr_minor,
     o.billing_subscription_id,
     c.contract_id,
-    c.status as contract_status,
+    c.status AS contract_status,
     c.start_date,
     c.end_date,
     o.is_deleted
-from {{ ref('stg_crm_opportunity') }} as o
-left join contracts as c on c.opportunity_id = o.opportunity_id
+FROM {{ ref('stg_crm_opportunity') }} AS o
+LEFT JOIN contracts AS c ON c.opportunity_id = o.opportunity_id

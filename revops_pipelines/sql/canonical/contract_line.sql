@@ -1,7 +1,7 @@
 -- The products sold on each CRM opportunity: SKU, quantity, unit and line price in minor units.
-select
-    'crm' as source_system,
-    line_item_id as source_id,
+SELECT
+    'crm' AS source_system,
+    line_item_id AS source_id,
     opportunity_id,
     product_id,
     sku,
@@ -10,4 +10,4 @@ select
     total_price_minor,
     currency,
     is_deleted
-from {{ ref('stg_crm_opportunity_line_item') }}
+FROM {{ ref('stg_crm_opportunity_line_item') }}

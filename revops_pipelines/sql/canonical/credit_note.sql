@@ -1,27 +1,27 @@
 -- Billing credit notes and ERP credit memos (the memo's invoice comes from its link).
-with memo_invoice as (
-    select next_transaction_id, min(previous_transaction_id) as invoice_id
-    from {{ ref('stg_erp_previous_transaction_link') }}
-    where link_type = 'CreditMemo'
-    group by next_transaction_id
+WITH memo_invoice AS (
+    SELECT next_transaction_id, min(previous_transaction_id) AS invoice_id
+    FROM {{ ref('stg_erp_previous_transaction_link') }}
+    WHERE link_type = 'CreditMemo'
+    GROUP BY next_transaction_id
 )
 
-select
-    'billing' as source_system,
-    credit_note_id as source_id,
-    credit_note_id as billing_credit_note_id,
+SELECT
+    'billing' AS source_system,
+    credit_note_id AS source_id,
+    credit_note_id AS billing_credit_note_id,
     invoice_id,
     customer_id,
     total_minor,
     currency,
     status,
     created_at
-from {{ ref('stg_billing_credit_note') }}
-where not is_deleted
+FROM {{ ref('stg_billing_credit_note') }}
+WHERE NOT is_deleted
 
-union all
+UNION ALL
 
-select
+SELECT
     'erp',
     t.transaction_id,
     t.externalid,
@@ -30,7 +30,7 @@ select
     t.total_minor,
     t.currency,
     coalesce(t.status, 'issued'),
-    coalesce(t.created_at, cast(t.trandate as timestamptz))
-from {{ ref('stg_erp_transaction') }} as t
-left join memo_invoice as m on m.next_transaction_id = t.transaction_id
-where t.transaction_type = 'CustCred' and not t.is_deleted
+    coalesce(t.created_at, cast(t.trandate AS TIMESTAMPTZ))
+FROM {{ ref('stg_erp_transaction') }} AS t
+LEFT JOIN memo_invoice AS m ON m.next_transaction_id = t.transaction_id
+WHERE t.transaction_type = 'CustCred' AND NOT t.is_deleted

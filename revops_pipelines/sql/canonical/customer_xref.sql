@@ -2,67 +2,67 @@
 -- Links: CRM account ↔ billing customer (either side's link field), billing ↔ ERP (ERP
 -- externalid), ERP ↔ CRM (custentity_crm_account_id). Deleted records are history and
 -- take no part. Records joined only through others (a chain) still end in one row.
-with recursive nodes as (
-    select 'crm:' || account_id as node from {{ ref('stg_crm_account') }} where not is_deleted
-    union all
-    select 'billing:' || customer_id from {{ ref('stg_billing_customer') }} where not is_deleted
-    union all
-    select 'erp:' || customer_id from {{ ref('stg_erp_customer') }} where not is_deleted
+WITH RECURSIVE nodes AS (
+    SELECT 'crm:' || account_id AS node FROM {{ ref('stg_crm_account') }} WHERE NOT is_deleted
+    UNION ALL
+    SELECT 'billing:' || customer_id FROM {{ ref('stg_billing_customer') }} WHERE NOT is_deleted
+    UNION ALL
+    SELECT 'erp:' || customer_id FROM {{ ref('stg_erp_customer') }} WHERE NOT is_deleted
 ),
 
-link_fields as (
-    select 'crm:' || account_id as a, 'billing:' || billing_customer_id as b
-    from {{ ref('stg_crm_account') }}
-    where not is_deleted and billing_customer_id is not null
-    union all
-    select 'billing:' || customer_id, 'crm:' || crm_account_id
-    from {{ ref('stg_billing_customer') }}
-    where not is_deleted and crm_account_id is not null
-    union all
-    select 'erp:' || customer_id, 'billing:' || billing_customer_id
-    from {{ ref('stg_erp_customer') }}
-    where not is_deleted and billing_customer_id is not null
-    union all
-    select 'erp:' || customer_id, 'crm:' || crm_account_id
-    from {{ ref('stg_erp_customer') }}
-    where not is_deleted and crm_account_id is not null
+link_fields AS (
+    SELECT 'crm:' || account_id AS a, 'billing:' || billing_customer_id AS b
+    FROM {{ ref('stg_crm_account') }}
+    WHERE NOT is_deleted AND billing_customer_id IS NOT NULL
+    UNION ALL
+    SELECT 'billing:' || customer_id, 'crm:' || crm_account_id
+    FROM {{ ref('stg_billing_customer') }}
+    WHERE NOT is_deleted AND crm_account_id IS NOT NULL
+    UNION ALL
+    SELECT 'erp:' || customer_id, 'billing:' || billing_customer_id
+    FROM {{ ref('stg_erp_customer') }}
+    WHERE NOT is_deleted AND billing_customer_id IS NOT NULL
+    UNION ALL
+    SELECT 'erp:' || customer_id, 'crm:' || crm_account_id
+    FROM {{ ref('stg_erp_customer') }}
+    WHERE NOT is_deleted AND crm_account_id IS NOT NULL
 ),
 
-live_links as (
-    select l.a, l.b
-    from link_fields as l
-    semi join nodes as na on na.node = l.a
-    semi join nodes as nb on nb.node = l.b
+live_links AS (
+    SELECT l.a, l.b
+    FROM link_fields AS l
+    SEMI JOIN nodes AS na ON na.node = l.a
+    SEMI JOIN nodes AS nb ON nb.node = l.b
 ),
 
-edges as (
-    select a, b from live_links
-    union
-    select b, a from live_links
+edges AS (
+    SELECT a, b FROM live_links
+    UNION
+    SELECT b, a FROM live_links
 ),
 
-reach(node, reached) as (
-    select node, node from nodes
-    union
-    select r.node, e.b
-    from reach as r
-    inner join edges as e on e.a = r.reached
+reach(node, reached) AS (
+    SELECT node, node FROM nodes
+    UNION
+    SELECT r.node, e.b
+    FROM reach AS r
+    INNER JOIN edges AS e ON e.a = r.reached
 ),
 
-components as (
-    select node, min(reached) as component
-    from reach
-    group by node
+components AS (
+    SELECT node, min(reached) AS component
+    FROM reach
+    GROUP BY node
 )
 
-select
-    component as xref_id,
-    min(substr(node, 5)) filter (where node like 'crm:%') as crm_account_id,
-    min(substr(node, 9)) filter (where node like 'billing:%') as billing_customer_id,
-    min(substr(node, 5)) filter (where node like 'erp:%') as erp_customer_id,
-    case when count(*) > 1 then 'link' else 'none' end as link_method,
-    count(*) filter (where node like 'crm:%') as crm_records,
-    count(*) filter (where node like 'billing:%') as billing_records,
-    count(*) filter (where node like 'erp:%') as erp_records
-from components
-group by component
+SELECT
+    component AS xref_id,
+    min(substr(node, 5)) FILTER (WHERE node LIKE 'crm:%') AS crm_account_id,
+    min(substr(node, 9)) FILTER (WHERE node LIKE 'billing:%') AS billing_customer_id,
+    min(substr(node, 5)) FILTER (WHERE node LIKE 'erp:%') AS erp_customer_id,
+    CASE WHEN count(*) > 1 THEN 'link' ELSE 'none' END AS link_method,
+    count(*) FILTER (WHERE node LIKE 'crm:%') AS crm_records,
+    count(*) FILTER (WHERE node LIKE 'billing:%') AS billing_records,
+    count(*) FILTER (WHERE node LIKE 'erp:%') AS erp_records
+FROM components
+GROUP BY component

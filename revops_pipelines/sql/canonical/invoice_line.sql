@@ -1,7 +1,7 @@
 -- Each billing invoice's lines: product, SKU, quantity, amount in minor units and service period.
-select
-    'billing' as source_system,
-    l.invoice_line_id as source_id,
+SELECT
+    'billing' AS source_system,
+    l.invoice_line_id AS source_id,
     l.invoice_id,
     l.line_number,
     l.product_id,
@@ -12,12 +12,12 @@ select
     l.currency,
     l.period_start,
     l.period_end
-from {{ ref('stg_billing_invoice_line') }} as l
-where not l.is_deleted
+FROM {{ ref('stg_billing_invoice_line') }} AS l
+WHERE NOT l.is_deleted
 
-union all
+UNION ALL
 
-select
+SELECT
     'erp',
     l.transaction_line_id,
     l.transaction_id,
@@ -28,8 +28,8 @@ select
     l.quantity,
     l.amount_minor,
     l.currency,
-    cast(null as timestamptz),
-    cast(null as timestamptz)
-from {{ ref('stg_erp_transaction_line') }} as l
-inner join {{ ref('stg_erp_transaction') }} as t on t.transaction_id = l.transaction_id
-where t.transaction_type = 'CustInvc' and not t.is_deleted and not l.is_deleted
+    cast(NULL AS TIMESTAMPTZ),
+    cast(NULL AS TIMESTAMPTZ)
+FROM {{ ref('stg_erp_transaction_line') }} AS l
+INNER JOIN {{ ref('stg_erp_transaction') }} AS t ON t.transaction_id = l.transaction_id
+WHERE t.transaction_type = 'CustInvc' AND NOT t.is_deleted AND NOT l.is_deleted

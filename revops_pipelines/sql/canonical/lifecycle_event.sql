@@ -1,77 +1,77 @@
 -- The quote-to-cash stages of each lifecycle with their time and system. The correlation id is
 -- the CRM opportunity where the chain starts there, else the billing subscription or invoice.
-with opportunities as (
-    select * from {{ ref('contract') }} where not is_deleted
+WITH opportunities AS (
+    SELECT * FROM {{ ref('contract') }} WHERE NOT is_deleted
 ),
 
-opportunity_by_subscription as (
-    select billing_subscription_id, min(source_id) as opportunity_id
-    from opportunities
-    where billing_subscription_id is not null
-    group by billing_subscription_id
+opportunity_by_subscription AS (
+    SELECT billing_subscription_id, min(source_id) AS opportunity_id
+    FROM opportunities
+    WHERE billing_subscription_id IS NOT NULL
+    GROUP BY billing_subscription_id
 ),
 
-subscriptions as (
-    select
-        s.source_id as subscription_id,
+subscriptions AS (
+    SELECT
+        s.source_id AS subscription_id,
         s.created_at,
-        coalesce(o.source_id, ob.opportunity_id, s.source_id) as correlation_id
-    from {{ ref('subscription') }} as s
-    left join opportunities as o on o.source_id = s.crm_opportunity_id
-    left join opportunity_by_subscription as ob on ob.billing_subscription_id = s.source_id
+        coalesce(o.source_id, ob.opportunity_id, s.source_id) AS correlation_id
+    FROM {{ ref('subscription') }} AS s
+    LEFT JOIN opportunities AS o ON o.source_id = s.crm_opportunity_id
+    LEFT JOIN opportunity_by_subscription AS ob ON ob.billing_subscription_id = s.source_id
 ),
 
-billing_invoice as (
-    select
-        i.source_id as invoice_id,
-        coalesce(i.finalized_at, i.created_at) as occurred_at,
-        coalesce(s.correlation_id, i.source_id) as correlation_id
-    from {{ ref('invoice') }} as i
-    left join subscriptions as s on s.subscription_id = i.subscription_id
-    where i.source_system = 'billing' and i.status <> 'draft'
+billing_invoice AS (
+    SELECT
+        i.source_id AS invoice_id,
+        coalesce(i.finalized_at, i.created_at) AS occurred_at,
+        coalesce(s.correlation_id, i.source_id) AS correlation_id
+    FROM {{ ref('invoice') }} AS i
+    LEFT JOIN subscriptions AS s ON s.subscription_id = i.subscription_id
+    WHERE i.source_system = 'billing' AND i.status <> 'draft'
 ),
 
-erp_invoices as (
-    select
-        i.source_id as invoice_id,
-        i.created_at as occurred_at,
-        coalesce(b.correlation_id, i.billing_invoice_id, i.source_id) as correlation_id
-    from {{ ref('invoice') }} as i
-    left join billing_invoice as b on b.invoice_id = i.billing_invoice_id
-    where i.source_system = 'erp'
+erp_invoices AS (
+    SELECT
+        i.source_id AS invoice_id,
+        i.created_at AS occurred_at,
+        coalesce(b.correlation_id, i.billing_invoice_id, i.source_id) AS correlation_id
+    FROM {{ ref('invoice') }} AS i
+    LEFT JOIN billing_invoice AS b ON b.invoice_id = i.billing_invoice_id
+    WHERE i.source_system = 'erp'
 )
 
-select source_id as correlation_id, 'opportunity_won' as stage, 'crm' as system,
-    source_id as record_id, cast(close_date as timestamptz) as occurred_at
-from opportunities
-where is_closed and is_won
+SELECT source_id AS correlation_id, 'opportunity_won' AS stage, 'crm' AS system,
+    source_id AS record_id, cast(close_date AS TIMESTAMPTZ) AS occurred_at
+FROM opportunities
+WHERE is_closed AND is_won
 
-union all
+UNION ALL
 
-select correlation_id, 'subscription_provisioned', 'billing', subscription_id, created_at
-from subscriptions
+SELECT correlation_id, 'subscription_provisioned', 'billing', subscription_id, created_at
+FROM subscriptions
 
-union all
+UNION ALL
 
-select correlation_id, 'invoice_generated', 'billing', invoice_id, occurred_at
-from billing_invoice
+SELECT correlation_id, 'invoice_generated', 'billing', invoice_id, occurred_at
+FROM billing_invoice
 
-union all
+UNION ALL
 
-select correlation_id, 'erp_posted', 'erp', invoice_id, occurred_at
-from erp_invoices
+SELECT correlation_id, 'erp_posted', 'erp', invoice_id, occurred_at
+FROM erp_invoices
 
-union all
+UNION ALL
 
-select coalesce(b.correlation_id, p.invoice_id, p.source_id), 'payment_applied', 'billing',
+SELECT coalesce(b.correlation_id, p.invoice_id, p.source_id), 'payment_applied', 'billing',
     p.source_id, p.paid_at
-from {{ ref('payment') }} as p
-left join billing_invoice as b on b.invoice_id = p.invoice_id
-where p.source_system = 'billing' and p.status = 'paid'
+FROM {{ ref('payment') }} AS p
+LEFT JOIN billing_invoice AS b ON b.invoice_id = p.invoice_id
+WHERE p.source_system = 'billing' AND p.status = 'paid'
 
-union all
+UNION ALL
 
-select coalesce(e.correlation_id, p.source_id), 'payment_applied', 'erp', p.source_id, p.paid_at
-from {{ ref('payment') }} as p
-left join erp_invoices as e on e.invoice_id = p.invoice_id
-where p.source_system = 'erp'
+SELECT coalesce(e.correlation_id, p.source_id), 'payment_applied', 'erp', p.source_id, p.paid_at
+FROM {{ ref('payment') }} AS p
+LEFT JOIN erp_invoices AS e ON e.invoice_id = p.invoice_id
+WHERE p.source_system = 'erp'

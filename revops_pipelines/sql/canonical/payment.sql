@@ -1,39 +1,39 @@
 -- One row per payment and the invoice it applies to. ERP amounts are what was applied to that
 -- invoice (previoustransactionlink), so a payment split over invoices gives several rows.
-with erp_payments as (
-    select * from {{ ref('stg_erp_transaction') }}
-    where transaction_type = 'CustPymt' and not is_deleted
+WITH erp_payments AS (
+    SELECT * FROM {{ ref('stg_erp_transaction') }}
+    WHERE transaction_type = 'CustPymt' AND NOT is_deleted
 ),
 
-erp_invoices as (
-    select transaction_id, externalid from {{ ref('stg_erp_transaction') }}
-    where transaction_type = 'CustInvc'
+erp_invoices AS (
+    SELECT transaction_id, externalid FROM {{ ref('stg_erp_transaction') }}
+    WHERE transaction_type = 'CustInvc'
 ),
 
-applications as (
-    select * from {{ ref('stg_erp_previous_transaction_link') }}
-    where link_type = 'Payment' and not is_deleted
+applications AS (
+    SELECT * FROM {{ ref('stg_erp_previous_transaction_link') }}
+    WHERE link_type = 'Payment' AND NOT is_deleted
 )
 
-select
-    'billing' as source_system,
-    p.invoice_payment_id as source_id,
-    p.invoice_payment_id as billing_payment_id,
+SELECT
+    'billing' AS source_system,
+    p.invoice_payment_id AS source_id,
+    p.invoice_payment_id AS billing_payment_id,
     p.invoice_id,
-    p.invoice_id as billing_invoice_id,
+    p.invoice_id AS billing_invoice_id,
     i.customer_id,
     -- amount_paid is null until the payment is paid: nothing paid yet
-    coalesce(p.amount_paid_minor, 0) as amount_minor,
+    coalesce(p.amount_paid_minor, 0) AS amount_minor,
     p.currency,
     p.status,
     p.paid_at
-from {{ ref('stg_billing_invoice_payment') }} as p
-left join {{ ref('stg_billing_invoice') }} as i on i.invoice_id = p.invoice_id
-where not p.is_deleted
+FROM {{ ref('stg_billing_invoice_payment') }} AS p
+LEFT JOIN {{ ref('stg_billing_invoice') }} AS i ON i.invoice_id = p.invoice_id
+WHERE NOT p.is_deleted
 
-union all
+UNION ALL
 
-select
+SELECT
     'erp',
     p.transaction_id,
     p.externalid,
@@ -44,7 +44,7 @@ select
     coalesce(a.amount_minor, p.total_minor),
     p.currency,
     'paid',
-    cast(p.trandate as timestamptz)
-from erp_payments as p
-left join applications as a on a.next_transaction_id = p.transaction_id
-left join erp_invoices as inv on inv.transaction_id = a.previous_transaction_id
+    cast(p.trandate AS TIMESTAMPTZ)
+FROM erp_payments AS p
+LEFT JOIN applications AS a ON a.next_transaction_id = p.transaction_id
+LEFT JOIN erp_invoices AS inv ON inv.transaction_id = a.previous_transaction_id

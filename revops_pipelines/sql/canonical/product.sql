@@ -1,20 +1,20 @@
 -- The three catalogs side by side; the SKU is what links them.
-select
-    'crm' as source_system,
-    product_id as source_id,
+SELECT
+    'crm' AS source_system,
+    product_id AS source_id,
     sku,
     name,
-    is_active and not is_deleted as is_active,
+    is_active AND NOT is_deleted AS is_active,
     is_deleted,
-    cast(null as varchar) as billing_product_id
-from {{ ref('stg_crm_product') }}
+    cast(NULL AS VARCHAR) AS billing_product_id
+FROM {{ ref('stg_crm_product') }}
 
-union all
+UNION ALL
 
-select 'billing', product_id, sku, name, is_active and not is_deleted, is_deleted, product_id
-from {{ ref('stg_billing_product') }}
+SELECT 'billing', product_id, sku, name, is_active AND NOT is_deleted, is_deleted, product_id
+FROM {{ ref('stg_billing_product') }}
 
-union all
+UNION ALL
 
-select 'erp', item_id, sku, name, not (is_inactive or is_deleted), is_deleted, billing_product_id
-from {{ ref('stg_erp_item') }}
+SELECT 'erp', item_id, sku, name, not (is_inactive OR is_deleted), is_deleted, billing_product_id
+FROM {{ ref('stg_erp_item') }}

@@ -1,13 +1,13 @@
 -- Billing subscriptions; MRR is the sum of the items' monthly-normalized price × quantity.
-with item_mrr as (
-    select subscription_id, sum(monthly_amount_minor) as mrr_minor
-    from {{ ref('stg_billing_subscription_item') }}
-    group by subscription_id
+WITH item_mrr AS (
+    SELECT subscription_id, sum(monthly_amount_minor) AS mrr_minor
+    FROM {{ ref('stg_billing_subscription_item') }}
+    GROUP BY subscription_id
 )
 
-select
-    'billing' as source_system,
-    s.subscription_id as source_id,
+SELECT
+    'billing' AS source_system,
+    s.subscription_id AS source_id,
     s.customer_id,
     s.crm_opportunity_id,
     s.status,
@@ -17,7 +17,7 @@ select
     s.canceled_at,
     s.ended_at,
     s.cancel_at_period_end,
-    cast(coalesce(m.mrr_minor, 0) as decimal(24, 6)) as mrr_minor
-from {{ ref('stg_billing_subscription') }} as s
-left join item_mrr as m on m.subscription_id = s.subscription_id
-where not s.is_deleted
+    cast(coalesce(m.mrr_minor, 0) AS DECIMAL(24, 6)) AS mrr_minor
+FROM {{ ref('stg_billing_subscription') }} AS s
+LEFT JOIN item_mrr AS m ON m.subscription_id = s.subscription_id
+WHERE NOT s.is_deleted

@@ -1,8 +1,8 @@
 -- What each billing subscription charges for: price, quantity, interval and the item's monthly
 -- amount.
-select
-    'billing' as source_system,
-    subscription_item_id as source_id,
+SELECT
+    'billing' AS source_system,
+    subscription_item_id AS source_id,
     subscription_id,
     price_id,
     product_id,
@@ -15,5 +15,5 @@ select
     currency,
     current_period_start,
     current_period_end
-from {{ ref('stg_billing_subscription_item') }}
-where not is_deleted
+FROM {{ ref('stg_billing_subscription_item') }}
+WHERE NOT is_deleted

@@ -3,7 +3,7 @@
 WITH cust AS (
     SELECT *
     FROM {{ ref('customer') }}
-    WHERE NOT coalesce(is_deleted, false)
+    WHERE NOT coalesce(is_deleted, FALSE)
 ),
 
 m AS (SELECT * FROM {{ ref('customer_match') }}),
@@ -15,7 +15,7 @@ copies AS (SELECT left_id AS original_id, right_id AS copy_id, method AS system 
 won_account AS (
     SELECT DISTINCT account_id
     FROM {{ ref('contract') }}
-    WHERE is_won AND NOT coalesce(is_deleted, false)
+    WHERE is_won AND NOT coalesce(is_deleted, FALSE)
 ),
 
 finalized AS (
@@ -176,11 +176,11 @@ with_sor AS (
 compared AS (
     SELECT *,
         crm_id IS NOT NULL AND crm_rank IS NOT NULL AND sor_system <> 'crm'
-            AND crm_n IS DISTINCT FROM sor_norm AS crm_differs,
+            AND (crm_n IS DISTINCT FROM sor_norm) AS crm_differs,
         billing_id IS NOT NULL AND billing_rank IS NOT NULL AND sor_system <> 'billing'
-            AND billing_n IS DISTINCT FROM sor_norm AS billing_differs,
+            AND (billing_n IS DISTINCT FROM sor_norm) AS billing_differs,
         erp_id IS NOT NULL AND erp_rank IS NOT NULL AND sor_system <> 'erp'
-            AND erp_n IS DISTINCT FROM sor_norm AS erp_differs
+            AND (erp_n IS DISTINCT FROM sor_norm) AS erp_differs
     FROM (
         SELECT *,
             CASE sor_system WHEN 'crm' THEN crm WHEN 'billing' THEN billing WHEN 'erp' THEN erp END

@@ -9,7 +9,7 @@ WITH live AS (
         nullif(trim(billing_customer_id), '') AS billing_link,
         upper(nullif(trim(country), '')) AS country_norm
     FROM {{ ref('customer') }}
-    WHERE NOT coalesce(is_deleted, false)
+    WHERE NOT coalesce(is_deleted, FALSE)
 ),
 
 -- A record without a name (the real APIs allow it) still pairs through its links, but is

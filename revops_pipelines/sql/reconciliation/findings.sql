@@ -59,7 +59,7 @@ inv AS (
 ),
 
 live_opp AS (
-    SELECT source_id, billing_subscription_id FROM {{ ref('contract') }} WHERE NOT coalesce(is_deleted, false)
+    SELECT source_id, billing_subscription_id FROM {{ ref('contract') }} WHERE NOT coalesce(is_deleted, FALSE)
 ),
 
 sub AS (

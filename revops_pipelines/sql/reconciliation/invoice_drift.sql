@@ -45,7 +45,7 @@ joined AS (
             e.total_minor AS e_total, b.tax_minor AS b_tax, e.tax_minor AS e_tax,
             b.subtotal_minor AS b_sub, e.subtotal_minor AS e_sub, b.state AS b_state, e.state AS e_state,
             CASE
-                WHEN b.currency_code IS DISTINCT FROM e.currency_code THEN 'invoice_currency_mismatch'
+                WHEN (b.currency_code IS DISTINCT FROM e.currency_code) THEN 'invoice_currency_mismatch'
                 WHEN abs(coalesce(b.total_minor, 0) - coalesce(e.total_minor, 0)) > coalesce(t.tolerance_minor, 0)
                 THEN 'invoice_amount_mismatch'
                 WHEN abs(coalesce(b.tax_minor, 0) - coalesce(e.tax_minor, 0)) > coalesce(t.tolerance_minor, 0)

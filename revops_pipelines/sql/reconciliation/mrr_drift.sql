@@ -9,7 +9,7 @@ WITH pair AS (
 opp AS (
     SELECT *
     FROM {{ ref('contract') }}
-    WHERE is_won AND NOT coalesce(is_deleted, false)
+    WHERE is_won AND NOT coalesce(is_deleted, FALSE)
 ),
 
 sub AS (

@@ -3,18 +3,18 @@
 WITH prod AS (
     SELECT source_system, source_id, upper(trim(sku)) AS sku_key
     FROM {{ ref('product') }}
-    WHERE NOT coalesce(is_deleted, false) AND nullif(trim(sku), '') IS NOT NULL
+    WHERE NOT coalesce(is_deleted, FALSE) AND nullif(trim(sku), '') IS NOT NULL
 ),
 
 used AS (
     SELECT upper(trim(sku)) AS sku_key, min(trim(sku)) AS sku
     FROM (
-        SELECT sku FROM {{ ref('product') }} WHERE NOT coalesce(is_deleted, false)
+        SELECT sku FROM {{ ref('product') }} WHERE NOT coalesce(is_deleted, FALSE)
         UNION ALL
         SELECT l.sku
         FROM {{ ref('contract_line') }} AS l
         JOIN {{ ref('contract') }} AS o ON o.source_id = l.opportunity_id
-        WHERE NOT coalesce(l.is_deleted, false) AND NOT coalesce(o.is_deleted, false)
+        WHERE NOT coalesce(l.is_deleted, FALSE) AND NOT coalesce(o.is_deleted, FALSE)
         UNION ALL
         SELECT sku FROM {{ ref('invoice_line') }}
     )

@@ -3,7 +3,7 @@
 WITH opp AS (
     SELECT *
     FROM {{ ref('contract') }}
-    WHERE is_won AND NOT coalesce(is_deleted, false)
+    WHERE is_won AND NOT coalesce(is_deleted, FALSE)
 ),
 
 sub AS (

@@ -1,16 +1,16 @@
 -- Billing prices as typed columns: product, currency, unit amount in minor units, recurring
 -- interval.
 -- Stripe amounts become ISO 4217 minor units (billing_minor).
-select
-    r.id as price_id,
-    r.payload->>'$.product' as product_id,
-    upper(r.payload->>'$.currency') as currency,
-    billing_minor(r.payload->>'$.unit_amount', ce.exponent - ce.billing_exponent) as unit_amount_minor,
-    r.payload->>'$.type' as price_type,
-    r.payload->>'$.recurring.interval' as interval,
-    cast(r.payload->>'$.recurring.interval_count' as integer) as interval_count,
-    coalesce(cast(r.payload->>'$.active' as boolean), true) as is_active,
-    unix_to_utc(r.payload->>'$.created') as created_at,
-    coalesce(r.deleted, false) as is_deleted
-from {{ source('raw', 'billing_price') }} as r
-left join seeds.currency_exponents as ce on ce.currency = upper(r.payload->>'$.currency')
+SELECT
+    r.id AS price_id,
+    r.payload->>'$.product' AS product_id,
+    upper(r.payload->>'$.currency') AS currency,
+    billing_minor(r.payload->>'$.unit_amount', ce.exponent - ce.billing_exponent) AS unit_amount_minor,
+    r.payload->>'$.type' AS price_type,
+    r.payload->>'$.recurring.interval' AS interval,
+    cast(r.payload->>'$.recurring.interval_count' AS INTEGER) AS interval_count,
+    coalesce(cast(r.payload->>'$.active' AS BOOLEAN), TRUE) AS is_active,
+    unix_to_utc(r.payload->>'$.created') AS created_at,
+    coalesce(r.deleted, FALSE) AS is_deleted
+FROM {{ source('raw', 'billing_price') }} AS r
+LEFT JOIN seeds.currency_exponents AS ce ON ce.currency = upper(r.payload->>'$.currency')

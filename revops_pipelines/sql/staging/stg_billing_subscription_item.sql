@@ -1,8 +1,8 @@
 -- One row per subscription item; the recurring price normalized to a month.
-with items as (
-    select
-        r.id as subscription_id,
-        coalesce(r.deleted, false) as is_deleted,
+WITH items AS (
+    SELECT
+        r.id AS subscription_id,
+        coalesce(r.deleted, FALSE) AS is_deleted,
         unnest(
             -- the whole payload in one parse: extracting `$.items.data` first would parse it twice
             from_json(
@@ -15,41 +15,41 @@ with items as (
                                                 "recurring": {"interval": "VARCHAR",
                                                               "interval_count": "BIGINT"}}}]}}'
             ).items.data
-        ) as item
-    from {{ source('raw', 'billing_subscription') }} as r
+        ) AS item
+    FROM {{ source('raw', 'billing_subscription') }} AS r
 ),
 
-typed as (
-    select
-        item.id as subscription_item_id,
+typed AS (
+    SELECT
+        item.id AS subscription_item_id,
         subscription_id,
-        item.price.id as price_id,
-        item.price.product as product_id,
-        cast(item.quantity as double) as quantity,
-        billing_minor(item.price.unit_amount, ce.exponent - ce.billing_exponent) as unit_amount_minor,
-        item.price.recurring.interval as interval,
-        coalesce(item.price.recurring.interval_count, 1) as interval_count,
-        upper(item.price.currency) as currency,
-        unix_to_utc(item.current_period_start) as current_period_start,
-        unix_to_utc(item.current_period_end) as current_period_end,
+        item.price.id AS price_id,
+        item.price.product AS product_id,
+        cast(item.quantity AS DOUBLE) AS quantity,
+        billing_minor(item.price.unit_amount, ce.exponent - ce.billing_exponent) AS unit_amount_minor,
+        item.price.recurring.interval AS interval,
+        coalesce(item.price.recurring.interval_count, 1) AS interval_count,
+        upper(item.price.currency) AS currency,
+        unix_to_utc(item.current_period_start) AS current_period_start,
+        unix_to_utc(item.current_period_end) AS current_period_end,
         is_deleted
-    from items
-    left join seeds.currency_exponents as ce on ce.currency = upper(item.price.currency)
+    FROM items
+    LEFT JOIN seeds.currency_exponents AS ce ON ce.currency = upper(item.price.currency)
 )
 
-select
+SELECT
     t.*,
     p.sku,
     cast(
         t.unit_amount_minor * coalesce(t.quantity, 1)
-        * case t.interval
-            when 'month' then 1.0
-            when 'year' then 1.0 / 12
-            when 'week' then 52.0 / 12
-            when 'day' then 365.0 / 12
-        end
+        * CASE t.interval
+            WHEN 'month' THEN 1.0
+            WHEN 'year' THEN 1.0 / 12
+            WHEN 'week' THEN 52.0 / 12
+            WHEN 'day' THEN 365.0 / 12
+        END
         / t.interval_count
-        as decimal(24, 6)
-    ) as monthly_amount_minor
-from typed as t
-left join {{ ref('stg_billing_product') }} as p on p.product_id = t.product_id
+        AS DECIMAL(24, 6)
+    ) AS monthly_amount_minor
+FROM typed AS t
+LEFT JOIN {{ ref('stg_billing_product') }} AS p ON p.product_id = t.product_id

@@ -1,6 +1,6 @@
 -- CRM contracts as typed columns: account, opportunity, start and end dates, term, status.
-with parsed as (
-    select
+WITH parsed AS (
+    SELECT
         id,
         deleted,
         from_json(
@@ -8,18 +8,18 @@ with parsed as (
             '{"AccountId": "VARCHAR", "Opportunity__c": "VARCHAR", "StartDate": "VARCHAR",
               "EndDate": "VARCHAR", "ContractTerm": "VARCHAR", "Status": "VARCHAR",
               "IsDeleted": "VARCHAR", "SystemModstamp": "VARCHAR"}'
-        ) as p
-    from {{ source('raw', 'crm_contract') }}
+        ) AS p
+    FROM {{ source('raw', 'crm_contract') }}
 )
 
-select
-    r.id as contract_id,
-    blank_null(r.p.AccountId) as account_id,
-    blank_null(r.p.Opportunity__c) as opportunity_id,
-    cast(r.p.StartDate as date) as start_date,
-    cast(r.p.EndDate as date) as end_date,
-    cast(cast(r.p.ContractTerm as decimal(18, 4)) as integer) as contract_term,
-    r.p.Status as status,
-    coalesce(r.deleted, false) or coalesce(sf_bool(r.p.IsDeleted), false) as is_deleted,
-    cast(r.p.SystemModstamp as timestamptz) as updated_at
-from parsed as r
+SELECT
+    r.id AS contract_id,
+    blank_null(r.p.AccountId) AS account_id,
+    blank_null(r.p.Opportunity__c) AS opportunity_id,
+    cast(r.p.StartDate AS DATE) AS start_date,
+    cast(r.p.EndDate AS DATE) AS end_date,
+    cast(cast(r.p.ContractTerm AS DECIMAL(18, 4)) AS INTEGER) AS contract_term,
+    r.p.Status AS status,
+    coalesce(r.deleted, FALSE) OR coalesce(sf_bool(r.p.IsDeleted), FALSE) AS is_deleted,
+    cast(r.p.SystemModstamp AS TIMESTAMPTZ) AS updated_at
+FROM parsed AS r

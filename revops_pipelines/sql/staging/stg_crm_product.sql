@@ -1,10 +1,10 @@
 -- CRM products as typed columns: SKU (product code), name, family, active and deleted flags.
-select
-    r.id as product_id,
-    blank_null(r.payload->>'$.ProductCode') as sku,
-    r.payload->>'$.Name' as name,
-    r.payload->>'$.Family' as family,
-    coalesce(sf_bool(r.payload->>'$.IsActive'), true) as is_active,
-    coalesce(r.deleted, false) or coalesce(sf_bool(r.payload->>'$.IsDeleted'), false) as is_deleted,
-    cast(r.payload->>'$.SystemModstamp' as timestamptz) as updated_at
-from {{ source('raw', 'crm_product') }} as r
+SELECT
+    r.id AS product_id,
+    blank_null(r.payload->>'$.ProductCode') AS sku,
+    r.payload->>'$.Name' AS name,
+    r.payload->>'$.Family' AS family,
+    coalesce(sf_bool(r.payload->>'$.IsActive'), TRUE) AS is_active,
+    coalesce(r.deleted, FALSE) OR coalesce(sf_bool(r.payload->>'$.IsDeleted'), FALSE) AS is_deleted,
+    cast(r.payload->>'$.SystemModstamp' AS TIMESTAMPTZ) AS updated_at
+FROM {{ source('raw', 'crm_product') }} AS r

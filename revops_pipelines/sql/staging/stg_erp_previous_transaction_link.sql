@@ -1,25 +1,25 @@
 -- Applications of payments and credit memos (nextdoc) to invoices (previousdoc).
-with parsed as (
-    select
+WITH parsed AS (
+    SELECT
         id,
-        coalesce(deleted, false) as is_deleted,
+        coalesce(deleted, FALSE) AS is_deleted,
         from_json(
             payload,
             '{"previousdoc": "VARCHAR", "nextdoc": "VARCHAR", "linktype": "VARCHAR",
               "foreignamount": "VARCHAR"}'
-        ) as p
-    from {{ source('raw', 'erp_previous_transaction_link') }}
+        ) AS p
+    FROM {{ source('raw', 'erp_previous_transaction_link') }}
 )
 
-select
-    r.id as link_id,
-    r.p.previousdoc as previous_transaction_id,
-    r.p.nextdoc as next_transaction_id,
-    r.p.linktype as link_type,
+SELECT
+    r.id AS link_id,
+    r.p.previousdoc AS previous_transaction_id,
+    r.p.nextdoc AS next_transaction_id,
+    r.p.linktype AS link_type,
     to_minor(r.p.foreignamount, coalesce(nxt.currency_exponent, prev.currency_exponent, 2))
-        as amount_minor,
-    coalesce(nxt.currency, prev.currency) as currency,
+        AS amount_minor,
+    coalesce(nxt.currency, prev.currency) AS currency,
     r.is_deleted
-from parsed as r
-left join {{ ref('stg_erp_transaction') }} as nxt on nxt.transaction_id = r.p.nextdoc
-left join {{ ref('stg_erp_transaction') }} as prev on prev.transaction_id = r.p.previousdoc
+FROM parsed AS r
+LEFT JOIN {{ ref('stg_erp_transaction') }} AS nxt ON nxt.transaction_id = r.p.nextdoc
+LEFT JOIN {{ ref('stg_erp_transaction') }} AS prev ON prev.transaction_id = r.p.previousdoc

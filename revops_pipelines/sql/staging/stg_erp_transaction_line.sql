@@ -1,30 +1,30 @@
 -- ERP invoice and credit memo lines as typed columns: item, quantity, rate and amount in minor
 -- units.
-with parsed as (
-    select
+WITH parsed AS (
+    SELECT
         id,
-        coalesce(deleted, false) as is_deleted,
+        coalesce(deleted, FALSE) AS is_deleted,
         from_json(
             payload,
             '{"transaction": "VARCHAR", "linesequencenumber": "INTEGER", "item": "VARCHAR",
               "quantity": "DOUBLE", "rate": "VARCHAR", "foreignamount": "VARCHAR",
               "memo": "VARCHAR"}'
-        ) as p
-    from {{ source('raw', 'erp_transaction_line') }}
+        ) AS p
+    FROM {{ source('raw', 'erp_transaction_line') }}
 )
 
-select
-    r.id as transaction_line_id,
-    r.p.transaction as transaction_id,
-    r.p.linesequencenumber as line_number,
-    blank_null(r.p.item) as item_id,
+SELECT
+    r.id AS transaction_line_id,
+    r.p.transaction AS transaction_id,
+    r.p.linesequencenumber AS line_number,
+    blank_null(r.p.item) AS item_id,
     i.sku,
     r.p.quantity,
-    cast(r.p.rate as decimal(38, 9)) as rate,
-    to_minor(r.p.foreignamount, coalesce(t.currency_exponent, 2)) as amount_minor,
+    cast(r.p.rate AS DECIMAL(38, 9)) AS rate,
+    to_minor(r.p.foreignamount, coalesce(t.currency_exponent, 2)) AS amount_minor,
     t.currency,
     r.p.memo,
     r.is_deleted
-from parsed as r
-left join {{ ref('stg_erp_transaction') }} as t on t.transaction_id = r.p.transaction
-left join {{ ref('stg_erp_item') }} as i on i.item_id = r.p.item
+FROM parsed AS r
+LEFT JOIN {{ ref('stg_erp_transaction') }} AS t ON t.transaction_id = r.p.transaction
+LEFT JOIN {{ ref('stg_erp_item') }} AS i ON i.item_id = r.p.item
