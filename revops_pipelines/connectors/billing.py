@@ -29,154 +29,52 @@ from revops_pipelines.connectors.base import (
 
 STRIPE_VERSION = "2026-10-28"
 
+# Every Stripe object carries these; `object` names its type in lists and events.
+_COMMON = ("id", "object", "created", "livemode")
+
+# The streams: list path, primary key, change cursor, the fields we know, reading options
+# (`object` checks what a list returned, `nested` is an embedded list read whole).
+# fmt: off
 STREAMS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
-        StreamSpec(
-            "customer",
-            "customers",
-            "id",
-            "created",
-            (
-                "id",
-                "object",
-                "created",
-                "livemode",
-                "name",
-                "email",
-                "currency",
-                "balance",
-                "delinquent",
-                "address",
-                "tax_exempt",
-                "metadata",
-            ),
-            {"object": "customer"},
-        ),  # fmt: skip
-        StreamSpec(
-            "product",
-            "products",
-            "id",
-            "created",
-            ("id", "object", "active", "name", "created", "updated", "metadata", "livemode"),
-            {"object": "product"},
-        ),
-        StreamSpec(
-            "price",
-            "prices",
-            "id",
-            "created",
-            (
-                "id",
-                "object",
-                "product",
-                "currency",
-                "unit_amount",
-                "type",
-                "recurring",
-                "active",
-                "created",
-                "livemode",
-                "metadata",
-            ),
-            {"object": "price"},
-        ),  # fmt: skip
-        StreamSpec(
-            "subscription",
-            "subscriptions",
-            "id",
-            "created",
-            (
-                "id",
-                "object",
-                "customer",
-                "status",
-                "currency",
-                "created",
-                "start_date",
-                "canceled_at",
-                "ended_at",
-                "cancel_at_period_end",
-                "metadata",
-                "items",
-                "livemode",
-            ),
-            # The list leaves out canceled subscriptions unless asked for all.
-            {"object": "subscription", "params": {"status": "all"}, "nested": "items"},
-        ),  # fmt: skip
-        StreamSpec(
-            "invoice",
-            "invoices",
-            "id",
-            "created",
-            (
-                "id",
-                "object",
-                "customer",
-                "number",
-                "status",
-                "currency",
-                "created",
-                "period_start",
-                "period_end",
-                "subtotal",
-                "total",
-                "total_excluding_tax",
-                "amount_due",
-                "amount_paid",
-                "amount_remaining",
-                "total_taxes",
-                "parent",
-                "lines",
-                "status_transitions",
-                "metadata",
-                "livemode",
-            ),
-            {"object": "invoice", "nested": "lines"},
-        ),  # fmt: skip
-        StreamSpec(
-            "invoice_payment",
-            "invoice_payments",
-            "id",
-            "created",
-            (
-                "id",
-                "object",
-                "invoice",
-                "amount_paid",
-                "amount_requested",
-                "currency",
-                "is_default",
-                "status",
-                "payment",
-                "status_transitions",
-                "created",
-                "livemode",
-            ),
-            {"object": "invoice_payment"},
-        ),  # fmt: skip
-        StreamSpec(
-            "credit_note",
-            "credit_notes",
-            "id",
-            "created",
-            (
-                "id",
-                "object",
-                "invoice",
-                "customer",
-                "currency",
-                "total",
-                "status",
-                "created",
-                "reason",
-                "livemode",
-                "metadata",
-            ),
-            {"object": "credit_note"},
-        ),  # fmt: skip
+        StreamSpec("customer", source="customers", primary_key="id", cursor="created",
+                   fields=_COMMON + ("name", "email", "currency", "balance", "delinquent",
+                                     "address", "tax_exempt", "metadata"),
+                   options={"object": "customer"}),
+        StreamSpec("product", source="products", primary_key="id", cursor="created",
+                   fields=_COMMON + ("active", "name", "updated", "metadata"),
+                   options={"object": "product"}),
+        StreamSpec("price", source="prices", primary_key="id", cursor="created",
+                   fields=_COMMON + ("product", "currency", "unit_amount", "type", "recurring",
+                                     "active", "metadata"),
+                   options={"object": "price"}),
+        # The list leaves out canceled subscriptions unless asked for all.
+        StreamSpec("subscription", source="subscriptions", primary_key="id", cursor="created",
+                   fields=_COMMON + ("customer", "status", "currency", "start_date",
+                                     "canceled_at", "ended_at", "cancel_at_period_end",
+                                     "metadata", "items"),
+                   options={"object": "subscription", "params": {"status": "all"},
+                            "nested": "items"}),
+        StreamSpec("invoice", source="invoices", primary_key="id", cursor="created",
+                   fields=_COMMON + ("customer", "number", "status", "currency", "period_start",
+                                     "period_end", "subtotal", "total", "total_excluding_tax",
+                                     "amount_due", "amount_paid", "amount_remaining",
+                                     "total_taxes", "parent", "lines", "status_transitions",
+                                     "metadata"),
+                   options={"object": "invoice", "nested": "lines"}),
+        StreamSpec("invoice_payment", source="invoice_payments", primary_key="id",
+                   cursor="created",
+                   fields=_COMMON + ("invoice", "amount_paid", "amount_requested", "currency",
+                                     "is_default", "status", "payment", "status_transitions"),
+                   options={"object": "invoice_payment"}),
+        StreamSpec("credit_note", source="credit_notes", primary_key="id", cursor="created",
+                   fields=_COMMON + ("invoice", "customer", "currency", "total", "status",
+                                     "reason", "metadata"),
+                   options={"object": "credit_note"}),
     )
 }
+# fmt: on
 
 PAGE_LIMIT = 100
 

@@ -24,78 +24,34 @@ from revops_pipelines.connectors.base import (
 
 _COMMON = ("Id", "IsDeleted", "SystemModstamp")
 
+# The streams: sObject, primary key, change cursor, the fields selected.
+# fmt: off
 STREAMS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
-        StreamSpec(
-            "account",
-            "Account",
-            "Id",
-            "SystemModstamp",
-            _COMMON
-            + (
-                "Name",
-                "ParentId",
-                "BillingStreet",
-                "BillingCity",
-                "BillingState",
-                "BillingPostalCode",
-                "BillingCountry",
-                "CurrencyIsoCode",
-                "Legal_Entity__c",
-                "Tax_Jurisdiction__c",
-                "Billing_Customer_Id__c",
-                "CreatedDate",
-                "LastModifiedDate",
-            ),
-        ),  # fmt: skip
-        StreamSpec(
-            "opportunity",
-            "Opportunity",
-            "Id",
-            "SystemModstamp",
-            _COMMON
-            + (
-                "AccountId",
-                "Name",
-                "StageName",
-                "IsClosed",
-                "IsWon",
-                "CloseDate",
-                "Amount",
-                "CurrencyIsoCode",
-                "Type",
-                "Contract_Term_Months__c",
-                "Billing_Subscription_Id__c",
-                "CreatedDate",
-                "LastModifiedDate",
-            ),
-        ),  # fmt: skip
-        StreamSpec(
-            "opportunity_line_item",
-            "OpportunityLineItem",
-            "Id",
-            "SystemModstamp",
-            _COMMON
-            + ("OpportunityId", "Product2Id", "ProductCode", "Quantity", "UnitPrice", "TotalPrice"),
-        ),
-        StreamSpec(
-            "product",
-            "Product2",
-            "Id",
-            "SystemModstamp",
-            _COMMON + ("ProductCode", "Name", "Family", "IsActive"),
-        ),
-        StreamSpec(
-            "contract",
-            "Contract",
-            "Id",
-            "SystemModstamp",
-            _COMMON
-            + ("AccountId", "StartDate", "EndDate", "ContractTerm", "Status", "Opportunity__c"),
-        ),
+        StreamSpec("account", source="Account", primary_key="Id", cursor="SystemModstamp",
+                   fields=_COMMON + ("Name", "ParentId", "BillingStreet", "BillingCity",
+                                     "BillingState", "BillingPostalCode", "BillingCountry",
+                                     "CurrencyIsoCode", "Legal_Entity__c", "Tax_Jurisdiction__c",
+                                     "Billing_Customer_Id__c", "CreatedDate", "LastModifiedDate")),
+        StreamSpec("opportunity", source="Opportunity", primary_key="Id",
+                   cursor="SystemModstamp",
+                   fields=_COMMON + ("AccountId", "Name", "StageName", "IsClosed", "IsWon",
+                                     "CloseDate", "Amount", "CurrencyIsoCode", "Type",
+                                     "Contract_Term_Months__c", "Billing_Subscription_Id__c",
+                                     "CreatedDate", "LastModifiedDate")),
+        StreamSpec("opportunity_line_item", source="OpportunityLineItem", primary_key="Id",
+                   cursor="SystemModstamp",
+                   fields=_COMMON + ("OpportunityId", "Product2Id", "ProductCode", "Quantity",
+                                     "UnitPrice", "TotalPrice")),
+        StreamSpec("product", source="Product2", primary_key="Id", cursor="SystemModstamp",
+                   fields=_COMMON + ("ProductCode", "Name", "Family", "IsActive")),
+        StreamSpec("contract", source="Contract", primary_key="Id", cursor="SystemModstamp",
+                   fields=_COMMON + ("AccountId", "StartDate", "EndDate", "ContractTerm",
+                                     "Status", "Opportunity__c")),
     )
 }
+# fmt: on
 
 
 @dataclass

@@ -26,111 +26,50 @@ _TRANSACTION = (
     "custbody_billing_subscription_id", "datecreated", "lastmodifieddate",
 )  # fmt: skip
 
+# The streams: SuiteQL table, primary key, change cursor (None: read whole, or for the
+# transactions that changed), the columns selected, reading options.
+# fmt: off
 STREAMS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
-        StreamSpec(
-            "subsidiary",
-            "subsidiary",
-            "id",
-            "lastmodifieddate",
-            (
-                "id",
-                "name",
-                "country",
-                "currency",
-                "custrecord_legal_entity_code",
-                "lastmodifieddate",
-            ),
-        ),
+        StreamSpec("subsidiary", source="subsidiary", primary_key="id",
+                   cursor="lastmodifieddate",
+                   fields=("id", "name", "country", "currency", "custrecord_legal_entity_code",
+                           "lastmodifieddate")),
         # No change column: small, read whole every run.
-        StreamSpec("currency", "currency", "id", None, ("id", "symbol", "name")),
-        StreamSpec(
-            "currency_rate",
-            "currencyrate",
-            "id",
-            None,
-            ("id", "basecurrency", "transactioncurrency", "exchangerate", "effectivedate"),
-        ),
-        StreamSpec(
-            "customer",
-            "customer",
-            "id",
-            "lastmodifieddate",
-            (
-                "id",
-                "externalid",
-                "entityid",
-                "companyname",
-                "email",
-                "subsidiary",
-                "currency",
-                "custentity_crm_account_id",
-                "custentity_tax_jurisdiction",
-                "isinactive",
-                "datecreated",
-                "lastmodifieddate",
-            ),
-        ),  # fmt: skip
-        StreamSpec(
-            "item",
-            "item",
-            "id",
-            "lastmodifieddate",
-            ("id", "itemid", "displayname", "externalid", "isinactive", "lastmodifieddate"),
-        ),
-        StreamSpec(
-            "invoice",
-            "transaction",
-            "id",
-            "lastmodifieddate",
-            _TRANSACTION,
-            {"type": "CustInvc", "record_type": "invoice"},
-        ),
-        StreamSpec(
-            "customer_payment",
-            "transaction",
-            "id",
-            "lastmodifieddate",
-            _TRANSACTION,
-            {"type": "CustPymt", "record_type": "customerpayment"},
-        ),
-        StreamSpec(
-            "credit_memo",
-            "transaction",
-            "id",
-            "lastmodifieddate",
-            _TRANSACTION,
-            {"type": "CustCred", "record_type": "creditmemo"},
-        ),
+        StreamSpec("currency", source="currency", primary_key="id", cursor=None,
+                   fields=("id", "symbol", "name")),
+        StreamSpec("currency_rate", source="currencyrate", primary_key="id", cursor=None,
+                   fields=("id", "basecurrency", "transactioncurrency", "exchangerate",
+                           "effectivedate")),
+        StreamSpec("customer", source="customer", primary_key="id", cursor="lastmodifieddate",
+                   fields=("id", "externalid", "entityid", "companyname", "email", "subsidiary",
+                           "currency", "custentity_crm_account_id",
+                           "custentity_tax_jurisdiction", "isinactive", "datecreated",
+                           "lastmodifieddate")),
+        StreamSpec("item", source="item", primary_key="id", cursor="lastmodifieddate",
+                   fields=("id", "itemid", "displayname", "externalid", "isinactive",
+                           "lastmodifieddate")),
+        StreamSpec("invoice", source="transaction", primary_key="id", cursor="lastmodifieddate",
+                   fields=_TRANSACTION, options={"type": "CustInvc", "record_type": "invoice"}),
+        StreamSpec("customer_payment", source="transaction", primary_key="id",
+                   cursor="lastmodifieddate", fields=_TRANSACTION,
+                   options={"type": "CustPymt", "record_type": "customerpayment"}),
+        StreamSpec("credit_memo", source="transaction", primary_key="id",
+                   cursor="lastmodifieddate", fields=_TRANSACTION,
+                   options={"type": "CustCred", "record_type": "creditmemo"}),
         # Children without a change column: read for the transactions that changed.
-        StreamSpec(
-            "transaction_line",
-            "transactionline",
-            "id",
-            None,
-            (
-                "id",
-                "transaction",
-                "linesequencenumber",
-                "item",
-                "quantity",
-                "rate",
-                "foreignamount",
-                "memo",
-            ),
-            {"parent_fields": ("transaction",)},
-        ),  # fmt: skip
-        StreamSpec(
-            "previous_transaction_link",
-            "previoustransactionlink",
-            "id",
-            None,
-            ("id", "previousdoc", "nextdoc", "linktype", "foreignamount"),
-            {"parent_fields": ("previousdoc", "nextdoc")},
-        ),
+        StreamSpec("transaction_line", source="transactionline", primary_key="id", cursor=None,
+                   fields=("id", "transaction", "linesequencenumber", "item", "quantity", "rate",
+                           "foreignamount", "memo"),
+                   options={"parent_fields": ("transaction",)}),
+        StreamSpec("previous_transaction_link", source="previoustransactionlink",
+                   primary_key="id", cursor=None,
+                   fields=("id", "previousdoc", "nextdoc", "linktype", "foreignamount"),
+                   options={"parent_fields": ("previousdoc", "nextdoc")}),
     )
 }
+# fmt: on
 
 # SuiteQL items may carry `links`, which is not a column.
 RECORD_EXTRAS = ("links",)
