@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from revops_pipelines.schemas import CANONICAL_SCHEMAS, markdown_table, quarantine_table
+from revops_pipelines.schemas.master_data import VALIDATION_RULES, issue_counts, issues_for
 from revops_pipelines.settings import Settings
 from revops_pipelines.sqlmodels import (
     MODELS_ROOT,
@@ -26,7 +27,6 @@ from revops_pipelines.sqlmodels import (
     order_models,
     run_models,
 )
-from revops_pipelines.validation import VALIDATION_RULES, issue_counts, issues_for
 
 PREVIEW_ROWS = 5
 VALIDATION_MODEL = "validation_issue"

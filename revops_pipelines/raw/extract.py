@@ -74,12 +74,6 @@ def stream_key(system: str, stream: str) -> str:
     return f"{system}_{stream}".lower()
 
 
-def all_stream_keys() -> list[str]:
-    return [
-        stream_key(system, name) for system, (specs, _) in STREAM_TABLES.items() for name in specs
-    ]
-
-
 def _dump(record: Any) -> str:
     # NaN and Infinity are no JSON: refused here rather than stored as a payload DuckDB rejects.
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

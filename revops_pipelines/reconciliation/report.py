@@ -15,7 +15,6 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from revops_pipelines.lifecycle import LIFECYCLE_STAGES
 from revops_pipelines.reconciliation.catalog import SEVERITIES, drift_codes, relation_exists
 from revops_pipelines.reconciliation.exceptions import STATUSES
 from revops_pipelines.reconciliation.metrics import DELAY_BUCKETS, METRICS_TABLE, compute_metrics
@@ -25,6 +24,7 @@ from revops_pipelines.reconciliation.reading import (
     exception_rows,
     read_exceptions,
 )
+from revops_pipelines.schemas.canonical import LIFECYCLE_STAGES
 
 TEMPLATES = Path(__file__).parent / "templates"
 SEVERITY_COLORS = {"critical": "#a4161a", "high": "#e07a1f", "medium": "#e9c46a", "low": "#9aa3b2"}

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from revops_pipelines.lifecycle import LIFECYCLE_STAGES
 from revops_pipelines.reconciliation.catalog import relation_exists
 from revops_pipelines.reconciliation.exceptions import EXCEPTIONS_TABLE
 from revops_pipelines.reconciliation.money import Rates, currency_exponents
 from revops_pipelines.reconciliation.reading import exception_rows
+from revops_pipelines.schemas.canonical import LIFECYCLE_STAGES
 
 
 class TraceNotFoundError(LookupError):

@@ -1,5 +1,6 @@
 """pandera models of the canonical tables, the functions that check a table with them and
-quarantine the rows they refuse."""
+quarantine the rows they refuse; the master-data rules that check records against each other
+(`schemas.master_data`)."""
 
 from revops_pipelines.schemas.canonical import CANONICAL_SCHEMAS, iso_currencies
 from revops_pipelines.schemas.quarantine import (

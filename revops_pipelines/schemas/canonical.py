@@ -15,7 +15,6 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from revops_pipelines.lifecycle import LIFECYCLE_STAGES
 from revops_pipelines.sqlmodels import MODELS_ROOT
 
 SOURCE_SYSTEMS = ["crm", "billing", "erp"]
@@ -31,6 +30,16 @@ SUBSCRIPTION_STATUSES = [
     "paused",
 ]
 PAYMENT_STATUSES = ["open", "paid", "canceled"]
+# The stages of one customer lifecycle, in order (DRIFT.md "Lifecycle and lineage"):
+# `canonical.lifecycle_event` holds them, the report's funnel and `revops trace` read them.
+LIFECYCLE_STAGES: tuple[str, ...] = (
+    "opportunity_won",
+    "subscription_provisioned",
+    "invoice_generated",
+    "erp_posted",
+    "payment_applied",
+    "exception_resolved",
+)
 EARLIEST = pd.Timestamp("1990-01-01", tz="UTC")
 LATEST = pd.Timestamp("2100-01-01", tz="UTC")
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import duckdb
 
+from revops_pipelines.sandbox.raw_tables import load_raw
+from revops_pipelines.schemas.master_data import VALIDATION_RULES, issue_counts
 from revops_pipelines.sqlmodels import load_models, run_models
-from revops_pipelines.validation import VALIDATION_RULES, issue_counts
-from revops_pipelines_tests.rawdata import load_raw
 
 GOOD_ACCOUNT = {"Legal_Entity__c": "US01", "Tax_Jurisdiction__c": "US-CA"}
 

@@ -1,7 +1,8 @@
-"""Pre-orchestration validation: master-data problems found before reconciliation runs.
+"""Master-data rules: problems in the canonical tables found before reconciliation runs.
 
-The rules are SQL (`revops_pipelines/sql/canonical/validation_issue.sql`) so other layers can
-join the issues; this module names the rules and reads their results.
+Beside the pandera models, which check each row alone, these rules check records against each
+other (hierarchies, catalogs, mappings). They are SQL (`sql/canonical/validation_issue.sql`) so
+other layers can join the issues; this module names the rules and reads their results.
 """
 
 from __future__ import annotations
