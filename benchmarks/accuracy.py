@@ -21,8 +21,8 @@ import duckdb
 
 from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
 from revops_pipelines.sandbox.generate import generate_state
+from revops_pipelines.sandbox.raw_tables import load_state_dir
 from revops_pipelines.sqlmodels import load_models, run_models
-from revops_pipelines_tests.rawdata import load_state_dir
 
 MATCH_COLUMNS = ("crm_id", "billing_id", "erp_id", "field", "expected")
 

@@ -25,16 +25,13 @@ from pathlib import Path
 import duckdb
 
 from revops_pipelines.sqlmodels import load_models, run_models
+from revops_pipelines.sqlmodels.loader import RAW_TABLE_COLUMNS
 
-RAW_COLUMNS = (
-    "id VARCHAR, payload JSON, cursor_value VARCHAR, deleted BOOLEAN, api_version VARCHAR, "
-    "extracted_at TIMESTAMPTZ, run_id VARCHAR"
-)
 CURRENCIES = "['usd', 'eur', 'jpy', 'kwd', 'gbp']"
 
 
 def _raw(con: duckdb.DuckDBPyConnection, table: str, select: str) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE raw.{table} ({RAW_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE raw.{table} ({RAW_TABLE_COLUMNS})")
     con.execute(
         f"INSERT INTO raw.{table} SELECT id, payload, NULL, false, 'bench', now(), 'bench' "
         f"FROM ({select})"

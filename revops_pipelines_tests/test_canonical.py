@@ -6,10 +6,10 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from revops_pipelines.sandbox.raw_tables import load_raw, load_state_dir
 from revops_pipelines.schemas import CANONICAL_SCHEMAS, validate_table
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import load_raw, load_state_dir
 
 
 def _canonical(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

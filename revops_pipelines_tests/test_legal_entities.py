@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 
 from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
+from revops_pipelines.sandbox.raw_tables import load_state_dir, read_jsonl
 from revops_pipelines.sqlmodels import MODELS_ROOT, load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import load_state_dir, read_jsonl
 
 SAKURA = "001Hs00003AbCdGIAV"  # JP01, on ERP subsidiary 4
 GULF = "001Hs00003AbCdHIAV"  # GB01, on ERP subsidiary 2

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
+from revops_pipelines.sandbox.raw_tables import load_state_dir
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import load_state_dir
 
 GULF_OPPORTUNITY = "006Hs00001XyZaDIAV"
 BILLING_MONEY = {

@@ -10,9 +10,9 @@ import pytest
 from revops_pipelines.defs import models as model_defs
 from revops_pipelines.defs.models import build_model_assets, model_layers
 from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.sandbox.raw_tables import insert_records, load_state_dir, read_jsonl
 from revops_pipelines.sqlmodels import load_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import insert_records, load_state_dir, read_jsonl
 
 INVOICE_PATH = {
     "stg_billing_invoice",

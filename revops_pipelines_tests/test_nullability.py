@@ -15,10 +15,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from revops_pipelines.reconciliation.run import now_for, reconciliation_vars
-from revops_pipelines.schemas import CANONICAL_SCHEMAS, validate_table
-from revops_pipelines.sqlmodels import load_models, run_models
-from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import (
+from revops_pipelines.sandbox.raw_tables import (
     BILLING_STREAMS,
     CRM_STREAMS,
     ERP_RECORD_FILES,
@@ -26,6 +23,9 @@ from revops_pipelines_tests.rawdata import (
     load_raw,
     read_jsonl,
 )
+from revops_pipelines.schemas import CANONICAL_SCHEMAS, validate_table
+from revops_pipelines.sqlmodels import load_models, run_models
+from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
 
 Record = dict[str, Any]
 Change = Callable[[Record, dict[str, list[Record]]], None]

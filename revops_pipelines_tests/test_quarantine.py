@@ -11,10 +11,10 @@ import pytest
 
 from revops_pipelines.defs.models import build_model_assets
 from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.sandbox.raw_tables import insert_records, load_state_dir, read_jsonl
 from revops_pipelines.schemas import quarantine_counts, quarantine_table
 from revops_pipelines.settings import Settings
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import insert_records, load_state_dir, read_jsonl
 
 BAD_INVOICE = "in_1QabcGulf0001"  # paid, posted to the ERP, with a payment on both sides
 NEGATIVE_LINE = "il_AcmeJan000001"

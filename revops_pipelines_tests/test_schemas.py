@@ -3,6 +3,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from revops_pipelines.sandbox.raw_tables import load_state_dir
 from revops_pipelines.schemas import (
     CANONICAL_SCHEMAS,
     UnknownTableError,
@@ -11,7 +12,6 @@ from revops_pipelines.schemas import (
 )
 from revops_pipelines.sqlmodels import load_models, run_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
-from revops_pipelines_tests.rawdata import load_state_dir
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from revops_pipelines.sandbox.raw_tables import create_raw_tables, load_raw
 from revops_pipelines.sqlmodels import (
     load_models,
     normalize_text_value,
     register_functions,
     run_models,
 )
-from revops_pipelines_tests.rawdata import create_raw_tables, load_raw
 
 CURRENCY_BY_EXPONENT = {0: "JPY", 2: "USD", 3: "KWD"}
 

@@ -1,8 +1,8 @@
 """Raw tables (docs/DATA_MODEL.md "Raw tables") built directly in DuckDB, without extraction.
 
-Tests build `raw.<system>_<stream>` from hand-written dicts or from a state directory, so the
-SQL models can be exercised without servers or connectors. ERP rows are SuiteQL-shaped, made
-by the sandbox's own projection (`sandbox.suiteql.build_rows`) so the shape is written once.
+Tests and benchmarks build `raw.<system>_<stream>` from hand-written dicts or from a state
+directory, so the SQL models run without servers or connectors. ERP rows are SuiteQL-shaped, made
+by the sandbox's own projection (`suiteql.build_rows`) so the shape is written once.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from typing import Any
 
 import duckdb
 
-RAW_COLUMNS = (
-    "id VARCHAR, payload JSON, cursor_value VARCHAR, deleted BOOLEAN, api_version VARCHAR, "
-    "extracted_at TIMESTAMPTZ, run_id VARCHAR"
-)
+from revops_pipelines.sandbox.suiteql import build_rows
+from revops_pipelines.sqlmodels.loader import RAW_TABLE_COLUMNS
 
 # raw table → (state file, primary key field, cursor field)
 CRM_STREAMS = {
@@ -62,7 +60,7 @@ def create_raw_tables(
 ) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in tables:
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{table} ({RAW_COLUMNS})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{table} ({RAW_TABLE_COLUMNS})")
 
 
 def _record_id(table: str, record: Mapping[str, Any]) -> str:
@@ -125,8 +123,6 @@ def load_raw(
 
 def erp_raw_rows(records: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """ERP record files (type → records) as raw tables of SuiteQL rows."""
-    from revops_pipelines.sandbox.suiteql import build_rows
-
     suiteql = build_rows(records)
     raw: dict[str, list[dict[str, Any]]] = {
         "erp_subsidiary": suiteql["subsidiary"],
