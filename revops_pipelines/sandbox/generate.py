@@ -10,17 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from revops_pipelines.sandbox.generate_core import AS_OF, DAY, FILE_NAMES, NOW, World, iso_z
 from revops_pipelines.sandbox.generate_drift import Truth, drift_count, inject_drift
 from revops_pipelines.sandbox.generate_nulls import blank_optional_fields
-from revops_pipelines.sandbox.generate_world import (
-    AS_OF,
-    DAY,
-    FILE_NAMES,
-    NOW,
-    World,
-    build_world,
-    iso_z,
-)
+from revops_pipelines.sandbox.generate_world import build_world
 
 EVENT_WINDOW_DAYS = 30
 API_VERSION = "2026-10-28"

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from revops_pipelines.sandbox.generate_world import (
+from revops_pipelines.sandbox.generate_billing import bill_subscription, new_subscription
+from revops_pipelines.sandbox.generate_core import (
     AS_OF,
     CURRENCY_IDS,
     DAY,
@@ -57,15 +58,13 @@ from revops_pipelines.sandbox.generate_world import (
     Deal,
     Product,
     World,
-    add_product,
-    bill_subscription,
     iso_z,
     major,
     midnight,
-    new_subscription,
-    post_bill,
     sf_datetime,
 )
+from revops_pipelines.sandbox.generate_erp import post_bill
+from revops_pipelines.sandbox.generate_world import add_product
 
 CODES: tuple[str, ...] = (
     "customer_missing_in_billing",

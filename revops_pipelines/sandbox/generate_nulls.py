@@ -10,7 +10,7 @@ drift injection touched are changed, and none of these nulls is drift, so the tr
 
 from __future__ import annotations
 
-from revops_pipelines.sandbox.generate_world import NOW, PRODUCTS, Customer, World
+from revops_pipelines.sandbox.generate_core import NOW, PRODUCTS, Customer, World
 
 SHARE = 0.08
 
