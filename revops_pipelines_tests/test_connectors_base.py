@@ -241,6 +241,21 @@ def test_rate_limiter_spaces_requests():
     assert sleep.calls == [0.25, 0.5, 0.75, 1.0]
 
 
+def test_rate_limiter_makes_up_for_unused_turns_up_to_its_catch_up():
+    now = [0.0]
+    sleep = FakeSleep()
+    limiter = RateLimiter(10, catch_up_s=0.2, clock=lambda: now[0], sleep=sleep)
+    limiter.acquire()
+    now[0] = 5.0  # nobody asked for 5 s: only 0.2 s of those turns are made up
+    for _ in range(4):
+        limiter.acquire()
+    assert sleep.calls == [pytest.approx(0.1)]
+    # Over any stretch: no more than rate x (stretch + catch-up) + 1 requests.
+    now[0] = 5.1
+    limiter.acquire()
+    assert sleep.calls[-1] == pytest.approx(0.1)
+
+
 def fake_stripe_list(records: list[dict]):
     """A Stripe-like list endpoint: newest first, `created` filters, starting_after."""
     ordered = sorted(records, key=lambda r: (r["created"], r["id"]), reverse=True)
