@@ -168,10 +168,13 @@ def test_corrections_plan_push_and_reverify(defs):
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert checks["blast_radius"].blocking and checks["blast_radius"].asset_key == plan
     jobs = {job.name: job for job in defs.resolve_all_job_defs()}
-    assert set(jobs["push_corrections"].graph.node_names()) == {"corrections__push"}
+    # The cap gates the push in the push's run; the reconciliation runs plan without it.
+    gate = "corrections__correction_plan_blast_radius"
+    assert set(jobs["push_corrections"].graph.node_names()) == {gate, "corrections__push"}
     for name in ("reconcile_job", "full_refresh_job", "landing_refresh_job"):
         nodes = set(jobs[name].graph.node_names())
-        assert "corrections__correction_plan" in nodes and "corrections__push" not in nodes
+        assert "corrections__correction_plan" in nodes
+        assert "corrections__push" not in nodes and gate not in nodes
     # Only its own job pushes corrections.
     pushing = {name for name, job in jobs.items() if "corrections__push" in job.graph.node_names()}
     assert pushing - {"__ASSET_JOB"} == {"push_corrections"}

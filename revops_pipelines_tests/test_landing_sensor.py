@@ -96,6 +96,10 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     selected = {key.to_user_string() for key in first.asset_selection}
     assert "raw/crm_opportunity" in selected and "reconciliation/report" in selected
     assert "raw/billing_invoice" not in selected
+    # The plan is refreshed with its findings; the cap that gates the push is not checked.
+    assert "corrections/correction_plan" in selected
+    checks = {key.name for key in first.asset_check_keys}
+    assert "no_critical_open" in checks and "blast_radius" not in checks
 
     # A restarted sensor starts from the stored cursor: nothing is requested twice.
     restarted = evaluate(sensor, defs, result.cursor)

@@ -1,9 +1,11 @@
 """Corrections in Dagster: plan → (approval over the cap) → push → re-verify.
 
-The plan is an asset built after reconciliation, with a blocking blast-radius check; a
-sensor launches `push_corrections` once per new plan with pending actions (run key = plan
-id); when a push succeeds, a second sensor runs the reconciliation again, which re-reads
-the touched records, so the UI shows the chain plan → push → re-verify.
+The plan is an asset built after reconciliation. Its blast-radius check runs in the push job,
+ahead of the push, and blocks it: a plan over the cap stops the push until a person approves
+it, while the reconciliation that made the plan reads as the success it was. A sensor
+launches `push_corrections` once per new plan with pending actions (run key = plan id); when
+a push succeeds, a second sensor runs the reconciliation again, which re-reads the touched
+records, so the UI shows the chain plan → push → re-verify.
 """
 
 import dataclasses
@@ -20,12 +22,16 @@ from revops_pipelines.corrections.run import (
     push_actions,
     store_plan,
 )
-from revops_pipelines.defs.schedules import WRITES_TO_SOURCES, reconcile_job
+from revops_pipelines.defs.schedules import (
+    PLAN_KEY,
+    PUSH_GATE,
+    WRITES_TO_SOURCES,
+    reconcile_job,
+)
 from revops_pipelines.ledger import Ledger
 from revops_pipelines.settings import Settings
 
 GROUP = "corrections"
-PLAN_KEY = dg.AssetKey(["corrections", "correction_plan"])
 PUSH_KEY = dg.AssetKey(["corrections", "push"])
 EXCEPTIONS_KEY = dg.AssetKey(["reconciliation", "drift_exceptions"])
 PLAN_TAG = "revops/plan_id"
@@ -39,9 +45,8 @@ APPROVE_TAG = "revops/approve"
     pool="duckdb",
     required_resource_keys={"duckdb"},
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec("blast_radius", asset=PLAN_KEY, blocking=True)],
 )
-def correction_plan(context: dg.AssetExecutionContext):
+def correction_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The writes that remove the open auto findings, with each field's before → after."""
     settings = Settings.from_env()
     policy = load_policy()
@@ -56,7 +61,7 @@ def correction_plan(context: dg.AssetExecutionContext):
     for action in plan.actions:
         name = f"{action.target}/{action.operation}/{action.record_type}"
         by_target[name] = by_target.get(name, 0) + 1
-    yield dg.MaterializeResult(
+    return dg.MaterializeResult(
         metadata={
             "plan_id": dg.MetadataValue.text(plan.plan_id),
             "actions": dg.MetadataValue.int(len(plan.actions)),
@@ -65,19 +70,61 @@ def correction_plan(context: dg.AssetExecutionContext):
             "by_target": dg.MetadataValue.json(by_target),
             "money_at_stake_minor": dg.MetadataValue.json(plan.money_minor),
             "blast_radius": dg.MetadataValue.json(plan.radius),
+            "over_cap": dg.MetadataValue.json(plan.over_cap),
+            "approved": dg.MetadataValue.bool(approved),
             "preview": dg.MetadataValue.md(preview(plan)),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="blast_radius",
-        passed=not plan.over_cap or approved,
+
+
+def _gate(context, con, ledger: Ledger) -> tuple[str, list[dict], list[str], bool]:
+    """The run's plan (its tag, else the newest), its actions, what of it is over the cap
+    (checked again from the stored plan: a push never trusts the planning run), and whether
+    it is approved; the run tag revops/approve=true approves it."""
+    tags = context.run.tags
+    plan_id = (
+        tags.get(PLAN_TAG)
+        or con.execute(
+            "SELECT plan_id FROM corrections.correction_plan ORDER BY planned_at DESC LIMIT 1"
+        ).fetchone()[0]
+    )
+    actions = load_actions(con, plan_id)
+    over = _over_cap(con, actions, load_policy())
+    if over and tags.get(APPROVE_TAG) == "true":
+        ledger.approve(plan_id, by=f"run {context.run.run_id}")
+    return plan_id, actions, over, ledger.is_approved(plan_id)
+
+
+@dg.asset_check(
+    asset=PLAN_KEY,
+    name=PUSH_GATE.name,
+    blocking=True,
+    required_resource_keys={"duckdb"},
+    pool="duckdb",
+)
+def plan_within_blast_radius(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """Within the cap, or approved (`revops corrections approve PLAN_ID` or the run tag
+    revops/approve=true); otherwise the push after it in the run does not start."""
+    with (
+        context.resources.duckdb.connect(read_only=True) as con,
+        Ledger(Settings.from_env().ledger_url) as ledger,
+    ):
+        plan_id, _, over, approved = _gate(context, con, ledger)
+    if not over:
+        description = "within the cap"
+    elif approved:
+        description = "over the cap, approved"
+    else:
+        description = (
+            f"over the cap: {'; '.join(over)}. Approve with `revops corrections approve "
+            f"{plan_id}` (then re-execute this run) or launch the push with the tag "
+            f"{APPROVE_TAG}=true"
+        )
+    return dg.AssetCheckResult(
+        passed=not over or approved,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            "within the cap"
-            if not plan.over_cap
-            else ("approved" if approved else f"over the cap: {'; '.join(plan.over_cap)}")
-        ),
-        metadata={"plan_id": plan.plan_id, "over_cap": plan.over_cap, "approved": approved},
+        description=description,
+        metadata={"plan_id": plan_id, "over_cap": over, "approved": approved},
     )
 
 
@@ -103,21 +150,13 @@ def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         erp_token=resources.erp.token,
     )
     policy = load_policy()
-    tags = context.run.tags
-    with context.resources.duckdb.connect(read_only=True) as con:
-        plan_id = (
-            tags.get(PLAN_TAG)
-            or con.execute(
-                "SELECT plan_id FROM corrections.correction_plan ORDER BY planned_at DESC LIMIT 1"
-            ).fetchone()[0]
-        )
-        actions = load_actions(con, plan_id)
-        over = _over_cap(con, actions, policy)
-    with Ledger(settings.ledger_url) as ledger:
-        if tags.get(APPROVE_TAG) == "true":
-            ledger.approve(plan_id, by=f"run {context.run_id}")
+    with (
+        context.resources.duckdb.connect(read_only=True) as con,
+        Ledger(settings.ledger_url) as ledger,
+    ):
+        plan_id, actions, over, _ = _gate(context, con, ledger)
         try:
-            check_cap(plan_id, over, ledger)
+            check_cap(plan_id, over, ledger)  # also when the push runs without its check
         except CapExceeded as refused:
             raise dg.Failure(str(refused)) from None
         summary = push_actions(settings, policy, ledger, plan_id, actions)
@@ -143,8 +182,9 @@ def _over_cap(con, actions: list[dict], policy) -> list[str]:
 
 push_corrections = dg.define_asset_job(
     "push_corrections",
-    selection=dg.AssetSelection.assets(PUSH_KEY),
-    description="Sends one correction plan to the CRM, billing and the ERP.",
+    selection=dg.AssetSelection.assets(PUSH_KEY) | dg.AssetSelection.checks(PUSH_GATE),
+    description="Checks one correction plan's blast radius, then sends it to the CRM, "
+    "billing and the ERP.",
 )
 
 

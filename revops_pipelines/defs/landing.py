@@ -42,6 +42,8 @@ def _run_request(
     raw_keys = [dg.AssetKey(["raw", key]) for key in sorted(by_stream)]
     selection = dg.AssetSelection.assets(*raw_keys).downstream() & EVERYTHING_BUT_PUSH
     keys = sorted(selection.resolve(graph)) if graph is not None else raw_keys
+    # Named, or a run of these assets would take every check on them, the push's gate too.
+    checks = sorted(selection.resolve_checks(graph)) if graph is not None else None
     notified_files = {
         key: sorted({n.path for n in notices}) for key, notices in sorted(by_stream.items())
     }
@@ -51,6 +53,7 @@ def _run_request(
         run_key=hashlib.sha256(names.encode()).hexdigest()[:32],
         run_config=run_config,
         asset_selection=keys,
+        asset_check_keys=checks,
         tags={BATCH_TAG: f"{batch[0].key} (+{len(batch) - 1})"},
     )
 

@@ -7,7 +7,15 @@ from revops_pipelines.defs.executor import EXECUTOR
 # Assets that write to the source systems (the push of corrections) run only in their own
 # job (defs/corrections.py), launched per plan by a sensor; they carry this tag.
 WRITES_TO_SOURCES = "revops/writes_to_sources"
-EVERYTHING_BUT_PUSH = dg.AssetSelection.all() - dg.AssetSelection.tag(WRITES_TO_SOURCES, "true")
+PLAN_KEY = dg.AssetKey(["corrections", "correction_plan"])
+# The plan's blast-radius cap gates the push, so it is checked in the push's job: failing, it
+# stops the push, not the reconciliation run that made the plan.
+PUSH_GATE = dg.AssetCheckKey(PLAN_KEY, "blast_radius")
+EVERYTHING_BUT_PUSH = (
+    dg.AssetSelection.all()
+    - dg.AssetSelection.tag(WRITES_TO_SOURCES, "true")
+    - dg.AssetSelection.checks(PUSH_GATE)
+)
 
 reconcile_job = dg.define_asset_job(
     "reconcile_job",

@@ -1,0 +1,161 @@
+"""The corrections chain in Dagster on a test instance: the reconciliation plans, the sensor
+launches one push per plan, the blocking cap check stops the push until approved (by the CLI
+or the run tag), and a successful push asks for the re-verifying reconciliation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from revops_pipelines import cli
+from revops_pipelines.corrections.policy import default_path
+from revops_pipelines.defs.corrections import (
+    APPROVE_TAG,
+    PLAN_TAG,
+    correction_plan,
+    new_correction_plan,
+    plan_within_blast_radius,
+    push,
+    push_corrections,
+    reverify_after_push,
+)
+from revops_pipelines.defs.reconciliation import drift_exceptions
+from revops_pipelines.defs.resources import build_resources
+from revops_pipelines.defs.schedules import PUSH_GATE, reconcile_job
+from revops_pipelines.sandbox.serve import running_sandbox
+from revops_pipelines.settings import Settings
+from revops_pipelines_tests.canonical_rows import clean_world, reconcile_world
+from revops_pipelines_tests.corrections_support import (
+    ACME_ACCOUNT,
+    ACME_BILLING,
+    external_id_counts,
+    journal_writes,
+)
+
+# The hand-written sandbox ERP's Acme customer: its invoice in_I and payment inpay_P are
+# missing there, so the plan upserts them (two actions, over a cap of one).
+NAMES = {"cus_A": ACME_BILLING, "001A": ACME_ACCOUNT, "1234": "1234"}
+
+
+def _renamed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _renamed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v) for v in value]
+    return NAMES.get(value, value) if isinstance(value, str) else value
+
+
+def _analytical_store(path: Path) -> None:
+    world = _renamed(clean_world())
+    world["invoice"] = [r for r in world["invoice"] if r["source_system"] != "erp"]
+    world["payment"] = [r for r in world["payment"] if r["source_system"] != "erp"]
+    with duckdb.connect(str(path)) as con:
+        findings = reconcile_world(world, con=con)
+        assert [f["drift_type"] for f in findings] == ["invoice_missing_in_erp"]
+        con.execute("CREATE SCHEMA raw")
+        con.execute("CREATE TABLE raw.erp_currency (id VARCHAR, payload JSON, deleted BOOLEAN)")
+        con.execute("""INSERT INTO raw.erp_currency VALUES ('1', '{"symbol": "USD"}', false)""")
+
+
+@pytest.fixture
+def chain(handwritten_state: Path, tmp_path: Path, monkeypatch):
+    strict = tmp_path / "policy.toml"
+    strict.write_text(default_path().read_text().replace("max_actions = 1000", "max_actions = 1"))
+    monkeypatch.setenv("REVOPS_POLICY_PATH", str(strict))
+    monkeypatch.setenv("REVOPS_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(tmp_path / "out"))
+    _analytical_store(tmp_path / "revops.duckdb")
+    with running_sandbox(handwritten_state) as urls, dg.instance_for_test() as instance:
+        settings = Settings(
+            data_dir=tmp_path,
+            duckdb_path=tmp_path / "revops.duckdb",
+            crm_url=urls.crm,
+            billing_url=urls.billing,
+            erp_url=urls.erp,
+        )
+        defs = dg.Definitions(
+            assets=[drift_exceptions, correction_plan, push],
+            asset_checks=[plan_within_blast_radius],
+            jobs=[reconcile_job, push_corrections],
+            sensors=[new_correction_plan, reverify_after_push],
+            resources=build_resources(settings),
+        )
+        yield defs, instance, handwritten_state
+
+
+def _plan_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    [materialization] = result.asset_materializations_for_node("corrections__correction_plan")
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.asset_check_key == PUSH_GATE
+    return evaluation
+
+
+def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path, monkeypatch):
+    defs, instance, state = chain
+    # The reconciliation job (here: findings and plan) plans; over the cap, it still succeeds.
+    reconciled = defs.resolve_job_def("reconcile_job").execute_in_process(instance=instance)
+    assert reconciled.success
+    checked = {e.asset_check_key for e in reconciled.get_asset_check_evaluations()}
+    assert checked and PUSH_GATE not in checked
+    plan = _plan_metadata(reconciled)
+    plan_id = plan["plan_id"]
+    assert plan["pending"] == 2 and plan["over_cap"] and plan["approved"] is False
+
+    # The sensor asks for one push of this plan; its cursor moves only through its result.
+    sensor = defs.get_sensor_def("new_correction_plan")
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    first = sensor(context)
+    [request] = first.run_requests
+    assert request.run_key == plan_id and request.tags[PLAN_TAG] == plan_id
+    assert first.cursor and context.cursor is None
+    again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert not again.run_requests
+
+    # Over the cap and not approved: the check fails and the push does not start.
+    job = defs.resolve_job_def("push_corrections")
+    refused = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+    assert not refused.success
+    gate = _gate(refused)
+    assert not gate.passed and gate.blocking and plan_id in (gate.description or "")
+    assert refused.asset_materializations_for_node("corrections__push") == []
+    assert not journal_writes(state)
+
+    # Approved by the CLI: the same run goes through and the push writes each record once.
+    assert cli.main(["corrections", "approve", plan_id, "--by", "test"]) == 0
+    pushed = job.execute_in_process(instance=instance, tags=request.tags)
+    assert pushed.success and _gate(pushed).passed
+    [done] = pushed.asset_materializations_for_node("corrections__push")
+    assert done.metadata["applied"].value == 2
+    counts = external_id_counts(state)
+    assert counts["invoice"]["in_I"] == 1 and counts["customerpayment"]["inpay_P"] == 1
+
+    # Approved by the run tag alone (a ledger that knows no approval).
+    monkeypatch.setenv("REVOPS_LEDGER_URL", f"sqlite:///{tmp_path / 'other.sqlite'}")
+    tagged = job.execute_in_process(instance=instance, tags={**request.tags, APPROVE_TAG: "true"})
+    assert tagged.success and _gate(tagged).passed
+    assert external_id_counts(state)["invoice"]["in_I"] == 1
+
+    # A push that succeeded asks for the reconciliation again, once per plan.
+    success = instance.get_records_for_run(
+        pushed.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS
+    ).records[0]
+    reverify = reverify_after_push(
+        dg.build_run_status_sensor_context(
+            sensor_name="reverify_after_push",
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(pushed.run_id),
+            dagster_event=success.event_log_entry.dagster_event,
+        )
+    )
+    assert reverify.run_key == f"reverify-{plan_id}"
+    assert reverify_after_push.job_name == "reconcile_job"
+    nodes = set(defs.resolve_job_def("reconcile_job").graph.node_names())
+    assert nodes == {"reconciliation__drift_exceptions", "corrections__correction_plan"}, nodes
