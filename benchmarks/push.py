@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from revops_pipelines.corrections.planner import Action, Plan, finish, plan_rows  # noqa: E402
+from revops_pipelines.corrections.planner import Plan, erp_upsert, finish, plan_rows  # noqa: E402
 from revops_pipelines.corrections.policy import default_path, parse_policy  # noqa: E402
 from revops_pipelines.corrections.pusher import Pusher  # noqa: E402
 from revops_pipelines.corrections.run import as_action, targets_from  # noqa: E402
@@ -40,12 +40,9 @@ FIXTURE = REPO / "revops_pipelines_tests" / "fixtures" / "handwritten_state"
 
 def _actions(count: int) -> tuple[str, list[dict]]:
     actions = [
-        Action(
-            target="erp",
-            operation="upsert",
-            record_type="customer",
-            external_id=f"cus_bench{n:06d}",
-            payload={
+        erp_upsert(
+            "customer",
+            {
                 "externalId": f"cus_bench{n:06d}",
                 "companyName": f"Benchmark Co {n}",
                 "email": f"ap{n}@bench.example",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.corrections.planner import Action, Plan, finish, plan_rows
+from revops_pipelines.corrections.planner import Action, Plan, erp_upsert, finish, plan_rows
 from revops_pipelines.corrections.policy import parse_policy
 from revops_pipelines.corrections.run import as_action
 from revops_pipelines.sandbox.journal import JOURNAL_NAME
@@ -24,29 +24,22 @@ def erp_chain(count: int, *, prefix: str = "t", amount: float = 10.0) -> list[Ac
     actions: list[Action] = []
     for n in range(count):
         customer, invoice, payment = f"cus_{prefix}{n}", f"in_{prefix}{n}", f"inpay_{prefix}{n}"
-        actions.append(
-            Action(
-                target="erp",
-                operation="upsert",
-                record_type="customer",
-                external_id=customer,
-                payload={
+        reason = f"exc-{customer}"
+        actions += [
+            erp_upsert(
+                "customer",
+                {
                     "externalId": customer,
                     "companyName": f"Pushed Co {prefix}{n}",
                     "email": f"ap{n}@pushed.example",
                     "subsidiary": {"id": "1"},
                     "currency": {"id": "1"},
                 },
-                reason=f"exc-{customer}",
-            )
-        )
-        actions.append(
-            Action(
-                target="erp",
-                operation="upsert",
-                record_type="invoice",
-                external_id=invoice,
-                payload={
+                reason=reason,
+            ),
+            erp_upsert(
+                "invoice",
+                {
                     "externalId": invoice,
                     "entity": {"externalId": customer},
                     "subsidiary": {"id": "1"},
@@ -56,27 +49,22 @@ def erp_chain(count: int, *, prefix: str = "t", amount: float = 10.0) -> list[Ac
                     "total": amount,
                     "item": {"items": [{"item": {"id": "77"}, "quantity": 1, "amount": amount}]},
                 },
-                reason=f"exc-{customer}",
+                reason=reason,
                 requires=[("erp", "customer", customer)],
-            )
-        )
-        actions.append(
-            Action(
-                target="erp",
-                operation="upsert",
-                record_type="customerpayment",
-                external_id=payment,
-                payload={
+            ),
+            erp_upsert(
+                "customerpayment",
+                {
                     "externalId": payment,
                     "customer": {"externalId": customer},
                     "currency": {"id": "1"},
                     "payment": amount,
                     "apply": {"items": [{"doc": {"externalId": invoice}, "amount": amount}]},
                 },
-                reason=f"exc-{customer}",
+                reason=reason,
                 requires=[("erp", "invoice", invoice)],
-            )
-        )
+            ),
+        ]
     return actions
 
 

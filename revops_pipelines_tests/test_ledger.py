@@ -115,18 +115,15 @@ def test_exception_decisions_keep_the_latest_and_need_a_reason(ledger_url: str) 
         assert ledger.exception_statuses() == {"e2": "ignored"}
 
 
-def test_approvals_and_webhook_receipts(ledger_url: str) -> None:
+def test_a_plan_is_approved_once(ledger_url: str) -> None:
     with Ledger(ledger_url) as ledger:
         assert not ledger.is_approved("p1")
         ledger.approve("p1", by="ana")
-        ledger.approve("p1", by="ana")
-        assert ledger.is_approved("p1")
-        assert ledger.receive_webhook(
-            source="billing", event_id="evt_1", event_type="x", payload="{}"
-        )
-        assert not ledger.receive_webhook(
-            source="billing", event_id="evt_1", event_type="x", payload="{}"
-        )
+        ledger.approve("p1", by="bo")  # a second approval changes nothing
+        assert ledger.is_approved("p1") and not ledger.is_approved("p2")
+        with ledger.engine.connect() as connection:
+            who = connection.execute(sa.text("SELECT approved_by FROM plan_approval")).all()
+        assert who == [("ana",)]
 
 
 def test_an_older_ledger_is_migrated_forward_keeping_its_rows(ledger_url: str) -> None:

@@ -95,6 +95,47 @@ class Plan:
         return money
 
 
+def erp_upsert(
+    record_type: str,
+    payload: dict[str, Any],
+    *,
+    reason: str,
+    amount_minor: int | None = None,
+    currency: str | None = None,
+    requires: list[tuple[str, str, str]] | None = None,
+) -> Action:
+    """A new ERP record by its external id (the payload's `externalId`): every field it
+    writes goes from nothing to the payload's value."""
+    return Action(
+        target="erp",
+        operation="upsert",
+        record_type=record_type,
+        external_id=str(payload["externalId"]),
+        payload=payload,
+        reason=reason,
+        amount_minor=amount_minor,
+        currency=currency,
+        changes=[Change(k, None, v) for k, v in payload.items() if k != "externalId"],
+        requires=requires or [],
+    )
+
+
+def _crm_update(
+    record_type: str, record_id: str, name: str, before: Any, after: Any, *, reason: str
+) -> Action:
+    """One field of one CRM record, sent through sObject Collections by its Id."""
+    return Action(
+        target="crm",
+        operation="update",
+        record_type=record_type,
+        external_id=record_id,
+        target_id=record_id,
+        payload={"Id": record_id, name: after},
+        reason=reason,
+        changes=[Change(name, before, after)],
+    )
+
+
 def idempotency_key(target: str, operation: str, external_id: str, payload_json: str) -> str:
     """A hash of what is written: the same correction planned again gets the same key."""
     digest = hashlib.sha256(
@@ -241,16 +282,8 @@ class _Planner:
         if not payload.get("companyName"):
             raise Unplannable(f"billing customer {billing_id} has no name")
         self.add(
-            Action(
-                target="erp",
-                operation="upsert",
-                record_type="customer",
-                external_id=billing_id,
-                payload=payload,
-                reason=reason,
-                amount_minor=money,
-                currency=currency or None,
-                changes=[Change(k, None, v) for k, v in payload.items() if k != "externalId"],
+            erp_upsert(
+                "customer", payload, reason=reason, amount_minor=money, currency=currency or None
             )
         )
 
@@ -305,20 +338,15 @@ class _Planner:
         if invoice.get("status") == "void":
             payload["status"] = {"id": "voided", "refName": "Voided"}
         payload = {k: v for k, v in payload.items() if v is not None}
+        customer = ("erp", "customer", customer_id)
         self.add(
-            Action(
-                target="erp",
-                operation="upsert",
-                record_type="invoice",
-                external_id=invoice_id,
-                payload=payload,
+            erp_upsert(
+                "invoice",
+                payload,
                 reason=reason,
                 amount_minor=invoice.get("total_minor"),
                 currency=currency,
-                changes=[Change(k, None, v) for k, v in payload.items() if k != "externalId"],
-                requires=[("erp", "customer", customer_id)]
-                if ("erp", "customer", customer_id) in self.actions
-                else [],
+                requires=[customer] if customer in self.actions else [],
             )
         )
         if with_payments:
@@ -359,16 +387,12 @@ class _Planner:
         }
         payload = {k: v for k, v in payload.items() if v is not None}
         self.add(
-            Action(
-                target="erp",
-                operation="upsert",
-                record_type="customerpayment",
-                external_id=payment_id,
-                payload=payload,
+            erp_upsert(
+                "customerpayment",
+                payload,
                 reason=reason,
                 amount_minor=payment.get("amount_minor"),
                 currency=currency,
-                changes=[Change(k, None, v) for k, v in payload.items() if k != "externalId"],
                 requires=[("erp", "invoice", invoice_id)] if invoice_planned else [],
             )
         )
@@ -429,16 +453,14 @@ class _Planner:
             raise Unplannable(f"billing customer {billing_id} links another CRM account")
         if not crm.get("billing_customer_id"):
             self.add(
-                Action(
-                    target="crm",
-                    operation="update",
-                    record_type="Account",
-                    external_id=crm_id,
-                    target_id=crm_id,
-                    payload={"Id": crm_id, "Billing_Customer_Id__c": billing_id},
+                _crm_update(
+                    "Account",
+                    crm_id,
+                    "Billing_Customer_Id__c",
+                    None,
+                    billing_id,
                     reason=finding["exception_id"],
-                    changes=[Change("Billing_Customer_Id__c", None, billing_id)],
-                )
+                )  # fmt: skip
             )
         elif crm["billing_customer_id"] != billing_id:
             raise Unplannable(f"CRM account {crm_id} links another billing customer")
@@ -456,15 +478,8 @@ class _Planner:
             raise Unplannable(f"the CRM contract is already {wanted}")
         contract_id = opportunity["contract_id"]
         self.add(
-            Action(
-                target="crm",
-                operation="update",
-                record_type="Contract",
-                external_id=contract_id,
-                target_id=contract_id,
-                payload={"Id": contract_id, "Status": wanted},
-                reason=finding["exception_id"],
-                changes=[Change("Status", current, wanted)],
+            _crm_update(
+                "Contract", contract_id, "Status", current, wanted, reason=finding["exception_id"]
             )
         )
 

@@ -29,7 +29,6 @@ class TargetLimits:
 class Policy:
     actions: dict[str, str]
     system_of_record: dict[str, dict[str, str]]
-    tolerance_minor: dict[str, int]
     max_actions: int
     max_share: float
     targets: dict[str, TargetLimits] = field(default_factory=dict)
@@ -37,9 +36,6 @@ class Policy:
 
     def action(self, drift_type: str) -> str:
         return self.actions.get(drift_type, "review")
-
-    def tolerance(self, currency: str | None) -> int:
-        return self.tolerance_minor.get((currency or "").upper(), self.tolerance_minor["default"])
 
     def owner(self, entity: str, field_name: str) -> str | None:
         return self.system_of_record.get(entity, {}).get(field_name)
@@ -69,11 +65,12 @@ def parse_policy(raw: dict[str, Any], *, source: str = "") -> Policy:
         for name, system in fields.items():
             if system not in TARGETS:
                 raise PolicyError(f"{source}: system_of_record.{entity}.{name}: {system!r}")
-    tolerances = {str(k).upper() if k != "default" else k: int(v) for k, v in
-                  raw.get("tolerance_minor", {}).items()}  # fmt: skip
-    tolerances.setdefault("default", 0)
-    if any(value < 0 for value in tolerances.values()):
-        raise PolicyError(f"{source}: tolerance_minor must not be negative")
+    if "tolerance_minor" in raw:
+        # Findings within a tolerance are never raised, so there is nothing to tolerate here.
+        raise PolicyError(
+            f"{source}: tolerance_minor is no policy key: tolerances are the reconciliation's "
+            "(REVOPS_TOLERANCE_MINOR)"
+        )
     blast = raw.get("blast_radius", {})
     max_actions = int(blast.get("max_actions", 1000))
     max_share = float(blast.get("max_share", 0.25))
@@ -95,7 +92,6 @@ def parse_policy(raw: dict[str, Any], *, source: str = "") -> Policy:
     return Policy(
         actions=actions,
         system_of_record=owners,
-        tolerance_minor=tolerances,
         max_actions=max_actions,
         max_share=max_share,
         targets=targets,

@@ -35,7 +35,6 @@ from revops_pipelines.ledger.models import (
     ExceptionDecision,
     KeyClaim,
     PlanApproval,
-    WebhookReceipt,
 )
 
 DECISIONS = ("acknowledged", "ignored", "planned", "corrected", "open")
@@ -83,6 +82,14 @@ _SETTLE = (
         target_id=func.coalesce(bindparam("t"), KeyClaim.target_id),
     )
 )
+
+
+def _claim_row(
+    key: str, plan_id: str, action_id: str, owner: str, lease: datetime, now: datetime
+) -> dict[str, Any]:
+    """A new key's claim: pending, held by `owner` until `lease`."""
+    return {"idempotency_key": key, "plan_id": plan_id, "action_id": action_id, "owner": owner,
+            "lease_until": lease, "outcome": "pending", "updated_at": now}  # fmt: skip
 
 
 def _alembic_config() -> Config:
@@ -161,6 +168,16 @@ class Ledger:
     def head() -> str:
         return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
 
+    def _insert_once(self, statement: Any, rows: list[dict[str, Any]]) -> bool:
+        """Insert the rows in one transaction; False, and nothing inserted, when a unique key
+        says one is there already."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(statement, rows)
+        except IntegrityError:
+            return False
+        return True
+
     # -- key claims
 
     def claim(
@@ -186,22 +203,8 @@ class Ledger:
                 else 0
             )
         if row is None:
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(
-                        insert(KeyClaim).values(
-                            idempotency_key=key,
-                            plan_id=plan_id,
-                            action_id=action_id,
-                            owner=owner,
-                            lease_until=lease,
-                            outcome="pending",
-                            updated_at=now,
-                        )
-                    )
-                return Claim(key, None, None)
-            except IntegrityError:
-                return None
+            fresh = _claim_row(key, plan_id, action_id, owner, lease, now)
+            return Claim(key, None, None) if self._insert_once(insert(KeyClaim), [fresh]) else None
         outcome, target_id = row
         if outcome in ("applied", "dead"):
             return None
@@ -236,27 +239,10 @@ class Ledger:
                 known.update({key: (outcome, target) for key, outcome, target in rows})
         fresh = [key for key in wanted if key not in known]
         claims: dict[str, Claim | None] = {}
-        if fresh:
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(
-                        insert(KeyClaim),
-                        [
-                            {
-                                "idempotency_key": key,
-                                "plan_id": keys[key][0],
-                                "action_id": keys[key][1],
-                                "owner": owner,
-                                "lease_until": lease,
-                                "outcome": "pending",
-                                "updated_at": now,
-                            }
-                            for key in fresh
-                        ],
-                    )
-                claims.update({key: Claim(key, None, None) for key in fresh})
-            except IntegrityError:  # another pusher took some: go one by one
-                claims.clear()
+        rows = [_claim_row(key, *keys[key], owner, lease, now) for key in fresh]
+        # All at once; when another pusher took some, one by one below.
+        if rows and self._insert_once(insert(KeyClaim), rows):
+            claims.update({key: Claim(key, None, None) for key in fresh})
         for key in wanted:
             if key not in claims:
                 plan_id, action_id = keys[key]
@@ -398,14 +384,10 @@ class Ledger:
     # -- approvals
 
     def approve(self, plan_id: str, *, by: str) -> None:
-        with self.engine.begin() as connection:
-            if connection.execute(
-                select(PlanApproval.plan_id).where(PlanApproval.plan_id == plan_id)
-            ).first():
-                return
-            connection.execute(
-                insert(PlanApproval).values(plan_id=plan_id, approved_by=by, approved_at=_now())
-            )
+        """The first approval of a plan is kept."""
+        self._insert_once(
+            insert(PlanApproval), [{"plan_id": plan_id, "approved_by": by, "approved_at": _now()}]
+        )
 
     def is_approved(self, plan_id: str) -> bool:
         with self.engine.connect() as connection:
@@ -456,27 +438,6 @@ class Ledger:
             for exception_id, row in self.decisions().items()
             if row["status"] != "acknowledged"
         }
-
-    # -- webhook receipts
-
-    def receive_webhook(
-        self, *, source: str, event_id: str, event_type: str | None, payload: str
-    ) -> bool:
-        """Keep a delivery; False when this event was received before."""
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    insert(WebhookReceipt).values(
-                        source=source,
-                        event_id=event_id,
-                        event_type=event_type,
-                        payload=payload,
-                        received_at=_now(),
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
 
 
 def exception_statuses(url: str) -> dict[str, str]:
