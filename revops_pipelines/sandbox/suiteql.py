@@ -393,8 +393,8 @@ def _walk(node: Any) -> Iterable[dict[str, Any]]:
             stack.extend(item for item in current if type(item) in (dict, list))
 
 
-def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> None:
-    """Refuse anything but one SELECT over the SuiteQL tables, before it runs."""
+def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Refuse anything but one SELECT over the SuiteQL tables, before it runs; its parse tree."""
     if ";" in _STRING_LITERAL.sub("''", query):
         raise _invalid("only one statement is allowed; remove the ';'")
     try:
@@ -430,6 +430,15 @@ def check_query(query: str, *, connection: duckdb.DuckDBPyConnection) -> None:
             name = str(node.get("function_name", "")).lower()
             if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_PREFIXES):
                 raise _invalid(f"function {name} is not allowed")
+    return tree
+
+
+def _count_query(tree: dict[str, Any], *, connection: duckdb.DuckDBPyConnection) -> str:
+    """The checked query counted, without its outermost ORDER BY (no count depends on it)."""
+    node = tree["statements"][0]["node"]
+    node["modifiers"] = [m for m in node.get("modifiers", ()) if m.get("type") != "ORDER_MODIFIER"]
+    ((text,),) = connection.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()
+    return f"SELECT count(*) FROM (\n{text}\n) AS _counted"
 
 
 def _json_value(value: Any) -> Any:
@@ -588,16 +597,16 @@ class SuiteQLEngine:
                 self._counts.move_to_end(key)
             cursor = connection.cursor()
         try:
-            if total is None:
-                check_query(text, connection=cursor)
+            tree = None if total is not None else check_query(text, connection=cursor)
             columns, fetched, counted = self._run(
-                cursor, text, offset=offset, limit=limit, total=total
+                cursor, text, offset=offset, limit=limit, tree=tree
             )
         finally:
             cursor.close()
-        if total is None:
+        if total is None:  # counted now, for this page and the later ones
+            total = counted or 0
             with self._lock:
-                self._counts[key] = counted
+                self._counts[key] = total
                 while len(self._counts) > self._cached_counts:
                     self._counts.popitem(last=False)
         rows = [
@@ -607,7 +616,7 @@ class SuiteQLEngine:
             }
             for row in fetched
         ]
-        return columns, rows, counted
+        return columns, rows, total
 
     def _run(
         self,
@@ -616,9 +625,10 @@ class SuiteQLEngine:
         *,
         offset: int,
         limit: int,
-        total: int | None,
-    ) -> tuple[list[str], list[tuple[Any, ...]], int]:
-        """The page's rows and the query's row count (counted only when the page is full)."""
+        tree: dict[str, Any] | None,
+    ) -> tuple[list[str], list[tuple[Any, ...]], int | None]:
+        """The page's rows, and the query's row count when its parse `tree` is given (then
+        counted only if the page is full)."""
         timer = threading.Timer(self._time_limit_s, cursor.interrupt)
         timer.daemon = True
         timer.start()
@@ -628,12 +638,12 @@ class SuiteQLEngine:
             if len(set(columns)) != len(columns):
                 raise _invalid("two result columns have the same name; give them aliases")
             fetched = relation.limit(limit, offset).fetchall()
-            if total is None:
-                if len(fetched) < limit and (fetched or not offset):
-                    total = offset + len(fetched)
-                else:
-                    ((total,),) = relation.aggregate("count(*)").fetchall()
-            if total > self._row_limit:
+            total = None
+            if tree is not None and len(fetched) < limit and (fetched or not offset):
+                total = offset + len(fetched)
+            elif tree is not None:
+                ((total,),) = cursor.execute(_count_query(tree, connection=cursor)).fetchall()
+            if total is not None and total > self._row_limit:
                 raise SuiteQLError(
                     f"The query returns more than {self._row_limit} rows. Narrow it with "
                     "WHERE, or read it in windows (id > last id ORDER BY id).",
