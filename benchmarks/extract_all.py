@@ -69,6 +69,9 @@ def system_state(state: Path, system: str, out: Path) -> Path:
     return out
 
 
+SERVERS: dict[str, int] = {}  # system → the pid of the process serving it
+
+
 @contextmanager
 def serving(state: Path, system: str, options: list[str]) -> Iterator[str]:
     """One system's sandbox in its own process (its own event loop and GIL), as a remote API."""
@@ -78,6 +81,7 @@ def serving(state: Path, system: str, options: list[str]) -> Iterator[str]:
     try:
         for line in process.stdout:
             if line.startswith(f"{system}="):
+                SERVERS[system] = process.pid
                 yield line.strip().partition("=")[2]
                 break
         else:
@@ -207,23 +211,42 @@ def by_system(stats: dict[str, StreamStats], counter: str = "answered") -> dict[
     return counts
 
 
+def server_cpu() -> dict[str, float]:
+    """CPU seconds each sandbox process has used (Linux /proc; empty elsewhere)."""
+    used = {}
+    for system, pid in SERVERS.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        used[system] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
 @dataclasses.dataclass
 class Timing:
-    """One run's wall time, this process's CPU time and the load average when it ended."""
+    """One run's wall time, the CPU time of this process and of each sandbox, and the load
+    average when it ended."""
 
     wall_s: float
     cpu_s: float
+    server_cpu_s: dict[str, float]
     load: tuple[float, float, float]
 
     def __str__(self) -> str:
         load = "/".join(f"{value:.1f}" for value in self.load)
-        return f"{self.wall_s:.1f} s wall, {self.cpu_s:.1f} s client CPU, load {load}"
+        servers = ", ".join(f"{s} {v:.1f}" for s, v in self.server_cpu_s.items() if v >= 0.05)
+        return (
+            f"{self.wall_s:.1f} s wall, CPU s: client {self.cpu_s:.1f}"
+            f"{', ' + servers if servers else ''}; load {load}"
+        )
 
 
 def timed(settings: Settings, path: Path, run_id: str, streams: list[str] | None = None):
-    started, cpu = time.monotonic(), time.process_time()
+    started, cpu, servers = time.monotonic(), time.process_time(), server_cpu()
     stats = extract_all(settings, path, run_id=run_id, streams=streams)
-    took = Timing(time.monotonic() - started, time.process_time() - cpu, os.getloadavg())
+    used = {s: v - servers.get(s, 0.0) for s, v in server_cpu().items()}
+    took = Timing(time.monotonic() - started, time.process_time() - cpu, used, os.getloadavg())
     print(f"  {run_id}: {took}", flush=True)
     return took, stats
 
