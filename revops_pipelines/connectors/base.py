@@ -365,11 +365,13 @@ class BaseClient:
         record_id: str | None,
     ) -> httpx.Response:
         headers = {**self._auth_headers(), **headers}
+        # Built before the turn is taken: a concurrency slot is held only while on the wire.
+        request = self._http.build_request(
+            method, url, params=params, json=json, data=data, headers=headers
+        )
         with self._allowance.turn():
             self.stats.add(requests=1)
-            response = self._http.request(
-                method, url, params=params, json=json, data=data, headers=headers
-            )
+            response = self._http.send(request)
         if response.is_success:
             return response
         error = self._error_from_response(response, record_id=record_id)

@@ -79,28 +79,36 @@ class AttemptLog:
     """Attempts written to the ledger by one thread, many rows a transaction (group commit).
 
     A `sent` row is committed before its request goes out (`sent` waits for the commit), so
-    a crash loses no attempt; the answer's row follows with the next commit. A key whose
-    answer row was lost is still claimed as pending, so the next run reads it back first.
+    a crash loses no attempt. Answers wait for the next commit, at most `every_s`: a key
+    whose answer row was lost is still claimed as pending, so the next run reads it back
+    before it sends anything again.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, every_s: float = 0.05) -> None:
         self.ledger = ledger
+        self.every_s = every_s
         self._rows: list[dict[str, Any]] = []
+        self._oldest = 0.0  # when the oldest row still queued was queued
+        self._urgent = False  # someone waits for the queued rows
         self._queued = 0  # rows handed in so far, and of those, committed
         self._committed = 0
         self._closed = False
         self._failure: BaseException | None = None
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        self._queued_rows = threading.Condition(lock)  # the writer waits on this one,
+        self._changed = threading.Condition(lock)  # those waiting for a commit on this one
         self._thread = threading.Thread(target=self._run, name="attempt-log", daemon=True)
         self._thread.start()
 
     def add(self, *rows: dict[str, Any]) -> int:
-        """Queue rows for the next commit; the number to `wait` for to see them committed."""
+        """Queue rows for a commit within `every_s`; the number to `wait` for."""
         with self._changed:
             self._raise_failure()
+            if not self._rows:
+                self._oldest = time.monotonic()
+                self._queued_rows.notify()
             self._rows.extend(rows)
             self._queued += len(rows)
-            self._changed.notify_all()
             return self._queued
 
     def sent(self, *rows: dict[str, Any]) -> None:
@@ -111,6 +119,9 @@ class AttemptLog:
         """Until the first `number` rows (all queued ones by default) are committed."""
         with self._changed:
             number = self._queued if number is None else number
+            if self._committed < number:
+                self._urgent = True
+                self._queued_rows.notify()
             while self._committed < number and self._failure is None:
                 self._changed.wait()
             self._raise_failure()
@@ -119,15 +130,25 @@ class AttemptLog:
         if self._failure is not None:
             raise RuntimeError("the ledger refused attempts") from self._failure
 
+    def _next_batch(self) -> tuple[list[dict[str, Any]], int] | None:
+        """The queued rows once someone waits for them, they are `every_s` old or the log
+        closes; None when it is closed and empty. Called with the lock held."""
+        while True:
+            age = time.monotonic() - self._oldest
+            if self._rows and (self._urgent or self._closed or age >= self.every_s):
+                rows, self._rows, self._urgent = self._rows, [], False
+                return rows, self._queued
+            if self._closed:
+                return None
+            self._queued_rows.wait(self.every_s - age if self._rows else None)
+
     def _run(self) -> None:
         while True:
             with self._changed:
-                while not self._rows and not self._closed:
-                    self._changed.wait()
-                if not self._rows:
-                    return
-                rows, self._rows = self._rows, []
-                upto = self._queued
+                batch = self._next_batch()
+            if batch is None:
+                return
+            rows, upto = batch
             try:
                 self.ledger.log_attempts(rows)
             except BaseException as error:  # reported to the pusher by add(), wait(), close()
@@ -142,7 +163,7 @@ class AttemptLog:
     def close(self) -> None:
         with self._changed:
             self._closed = True
-            self._changed.notify_all()
+            self._queued_rows.notify()
         self._thread.join()
         self._raise_failure()
 
