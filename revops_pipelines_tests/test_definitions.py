@@ -119,7 +119,7 @@ def test_jobs_schedules_and_resources(defs):
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {"landing_zone_sensor", "new_correction_plan", "reverify_after_push"}
     assert sensors["landing_zone_sensor"].job_name == "landing_refresh_job"
-    assert {"crm", "billing", "erp", "duckdb"} <= set(defs.resources)
+    assert set(defs.resources) == {"settings", "duckdb"}
 
 
 def test_reconciliation_reads_canonical_and_report_comes_last(defs):

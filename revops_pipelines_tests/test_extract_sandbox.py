@@ -20,6 +20,7 @@ from revops_pipelines.connectors.erp import ErpClient
 from revops_pipelines.raw import store
 from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_streams, stream_key
 from revops_pipelines.sandbox.serve import running_sandbox
+from revops_pipelines.settings import Settings
 
 HAS_ERP = importlib.util.find_spec("revops_pipelines.sandbox.erp") is not None
 SYSTEMS = ("crm", "billing", "erp") if HAS_ERP else ("crm", "billing")
@@ -295,20 +296,22 @@ def test_crash_between_fetch_and_store_loses_and_doubles_nothing(system, sandbox
     assert sum(first[key].fetched for key in keys) > 0
 
 
-def _resources(urls, path: Path) -> dict:
-    from revops_pipelines.defs.resources import (
-        BillingResource,
-        CrmResource,
-        DuckDBResource,
-        ErpResource,
-    )
+def _resources(urls, path: Path, **settings) -> dict:
+    from revops_pipelines.defs.resources import RevopsSettings, build_resources
 
-    return {
-        "crm": CrmResource(url=urls.crm, client_id="a", client_secret="b"),
-        "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
-        "erp": ErpResource(url=urls.erp, token="erp-token"),
-        "duckdb": DuckDBResource(path=str(path)),
-    }
+    return build_resources(
+        RevopsSettings.of(
+            Settings(
+                **{
+                    "crm_url": urls.crm,
+                    "billing_url": urls.billing,
+                    "erp_url": urls.erp,
+                    "duckdb_path": path,
+                    **settings,
+                }
+            )
+        )
+    )
 
 
 def test_dagster_assets_materialize_with_metadata_and_quarantine_check(sandbox, tmp_path):
@@ -333,11 +336,9 @@ def test_dagster_assets_materialize_with_metadata_and_quarantine_check(sandbox, 
 
 def test_a_failing_stream_fails_the_step_after_the_others_are_stored(sandbox, tmp_path):
     from revops_pipelines.defs.extract import extract as extract_step
-    from revops_pipelines.defs.resources import ErpResource
 
-    resources = _resources(sandbox, tmp_path / "revops.duckdb")
     # Every ERP request is answered 404, which no retry mends.
-    resources["erp"] = ErpResource(url=f"{sandbox.erp}/nowhere", token="erp-token")
+    resources = _resources(sandbox, tmp_path / "revops.duckdb", erp_url=f"{sandbox.erp}/nowhere")
     wanted = [dg.AssetKey(["raw", "erp_customer"]), dg.AssetKey(["raw", "billing_customer"])]
     result = dg.materialize(
         [extract_step], selection=wanted, resources=resources, raise_on_error=False

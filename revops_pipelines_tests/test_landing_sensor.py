@@ -15,6 +15,7 @@ import pytest
 
 from revops_pipelines.definitions import definitions
 from revops_pipelines.defs.landing import build_landing_sensor
+from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.landing_zone.files import list_events, write_event
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
 from revops_pipelines.landing_zone.serve import running_receiver
@@ -29,6 +30,15 @@ from revops_pipelines_tests.test_landing_zone import ledger_url
 
 SECRETS = Settings().webhook_secrets()
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def resources_for(urls, **settings) -> dict:
+    """The code location's resources over the sandbox at `urls`."""
+    return build_resources(
+        RevopsSettings.of(
+            Settings(crm_url=urls.crm, billing_url=urls.billing, erp_url=urls.erp, **settings)
+        )
+    )
 
 
 def crm_event(record_id: str, obj: str = "Opportunity") -> bytes:
@@ -58,9 +68,12 @@ def defs() -> dg.Definitions:
     return definitions()
 
 
-def evaluate(sensor, defs, cursor: str | None) -> dg.SensorResult:
+def evaluate(sensor, defs, cursor: str | None, landing_dir: Path) -> dg.SensorResult:
+    settings = RevopsSettings.of(Settings(landing_dir=landing_dir))
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
+        context = dg.build_sensor_context(
+            cursor=cursor, instance=instance, definitions=defs, resources={"settings": settings}
+        )
         return sensor(context)
 
 
@@ -83,10 +96,10 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     base = NOW.timestamp()
     for number in range(5):
         land(tmp_path, "crm", f"msg_{number}", crm_event(f"006X{number}"), mtime_s=base + number)
-    sensor = build_landing_sensor(tmp_path, minimum_interval_seconds=5, max_batch_files=2)
+    sensor = build_landing_sensor(minimum_interval_seconds=5, max_batch_files=2)
     assert sensor.minimum_interval_seconds == 5
 
-    result = evaluate(sensor, defs, None)
+    result = evaluate(sensor, defs, None, tmp_path)
     assert len(result.run_requests) == 3
     assert len({r.run_key for r in result.run_requests}) == 3
     first = result.run_requests[0]
@@ -102,17 +115,17 @@ def test_sensor_batches_new_files_and_never_repeats_them(tmp_path, defs):
     assert "no_critical_open" in checks and "blast_radius" not in checks
 
     # A restarted sensor starts from the stored cursor: nothing is requested twice.
-    restarted = evaluate(sensor, defs, result.cursor)
+    restarted = evaluate(sensor, defs, result.cursor, tmp_path)
     assert restarted.run_requests == [] and restarted.cursor == result.cursor
     land(tmp_path, "billing", "evt_new", billing_event("evt_new", "invoice", "in_1"), mtime_s=base)
-    later = evaluate(sensor, defs, result.cursor)
+    later = evaluate(sensor, defs, result.cursor, tmp_path)
     assert [
         list(r.run_config["ops"]["extract"]["config"]["notified_files"]) for r in later.run_requests
     ] == [["billing_invoice"]]
     # The same batch gives the same run key: Dagster's backstop against doubles.
     assert (
         later.run_requests[0].run_key
-        == evaluate(sensor, defs, result.cursor).run_requests[0].run_key
+        == evaluate(sensor, defs, result.cursor, tmp_path).run_requests[0].run_key
     )
 
 
@@ -127,7 +140,7 @@ def test_erp_transactions_bring_their_lines_and_unknown_objects_are_skipped(tmp_
     ]
     other = tmp_path / "other"
     land(other, "crm", "msg_task", crm_event("00T1", "Task"), mtime_s=base)
-    result = evaluate(build_landing_sensor(other), defs, None)
+    result = evaluate(build_landing_sensor(), defs, None, other)
     assert result.run_requests == [] and "name no record" in result.skip_reason.skip_message
     assert json.loads(result.cursor)["seen"] == [f"crm/{NOW:%Y-%m-%d}/msg_task.json"]
 
@@ -202,12 +215,6 @@ def test_repeated_and_out_of_order_events_leave_raw_equal_to_the_api(handwritten
 
 def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, tmp_path, defs):
     from revops_pipelines.defs.extract import extract
-    from revops_pipelines.defs.resources import (
-        BillingResource,
-        CrmResource,
-        DuckDBResource,
-        ErpResource,
-    )
 
     landing_dir = tmp_path / "landing"
     with (
@@ -220,7 +227,7 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
     ):
         touched = httpx.post(f"{urls.billing}/_sandbox/changes/new-invoice").json()["touched"]
         assert urls.deliverer.wait_idle(20)
-        (request,) = evaluate(build_landing_sensor(landing_dir), defs, None).run_requests
+        (request,) = evaluate(build_landing_sensor(), defs, None, landing_dir).run_requests
         streams = set(request.run_config["ops"]["extract"]["config"]["notified_files"])
         raw = [key for key in request.asset_selection if key.path[0] == "raw"]
         path = tmp_path / "revops.duckdb"
@@ -228,12 +235,7 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
             [extract],
             selection=raw,
             run_config=request.run_config,
-            resources={
-                "crm": CrmResource(url=urls.crm, client_id="a", client_secret="b"),
-                "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
-                "erp": ErpResource(url=urls.erp, token="t"),
-                "duckdb": DuckDBResource(path=str(path)),
-            },
+            resources=resources_for(urls, duckdb_path=path),
         )
     assert result.success and streams == {"billing_invoice"}
     assert raw == [dg.AssetKey(["raw", "billing_invoice"])]
@@ -243,19 +245,7 @@ def test_a_sensor_run_request_materializes_the_named_records(handwritten_state, 
 
 
 @pytest.mark.slow
-def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
-    handwritten_state, tmp_path, defs, monkeypatch
-):
-    from revops_pipelines.defs.resources import (
-        BillingResource,
-        CrmResource,
-        DuckDBResource,
-        ErpResource,
-    )
-
-    monkeypatch.setenv("REVOPS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(tmp_path / "out"))
-    monkeypatch.setenv("REVOPS_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(handwritten_state, tmp_path, defs):
     landing_dir = tmp_path / "landing"
     path = tmp_path / "revops.duckdb"
     with (
@@ -266,12 +256,13 @@ def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
             handwritten_state, deliver_to=receiver.url, webhook_secrets=WebhookSecrets(**SECRETS)
         ) as urls,
     ):
-        resources = {
-            "crm": CrmResource(url=urls.crm, client_id="a", client_secret="b"),
-            "billing": BillingResource(url=urls.billing, api_key="sk_test_dg"),
-            "erp": ErpResource(url=urls.erp, token="t"),
-            "duckdb": DuckDBResource(path=str(path)),
-        }
+        resources = resources_for(
+            urls,
+            data_dir=tmp_path / "data",
+            output_dir=tmp_path / "out",
+            ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+            duckdb_path=path,
+        )
         # Everything but the push of corrections, which only its own job runs.
         push = dg.AssetKey(["corrections", "push"])
         assets = [a for a in defs.assets if push not in a.keys]
@@ -290,7 +281,7 @@ def test_a_webhook_run_refreshes_models_and_finds_the_new_drift(
             "touched"
         ]
         assert urls.deliverer.wait_idle(20)
-        (request,) = evaluate(build_landing_sensor(landing_dir), defs, None).run_requests
+        (request,) = evaluate(build_landing_sensor(), defs, None, landing_dir).run_requests
         result = dg.materialize(
             assets,
             selection=request.asset_selection,

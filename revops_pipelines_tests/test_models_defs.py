@@ -9,8 +9,9 @@ import pytest
 
 from revops_pipelines.defs import models as model_defs
 from revops_pipelines.defs.models import build_model_assets, model_layers
-from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.sandbox.raw_tables import insert_records, load_state_dir, read_jsonl
+from revops_pipelines.settings import Settings
 from revops_pipelines.sqlmodels import load_models
 from revops_pipelines_tests.conftest import HANDWRITTEN_STATE
 
@@ -41,7 +42,7 @@ def _run(db: Path, selection: object = None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [step],
         selection=selection,
-        resources={"duckdb": DuckDBResource(path=str(db))},
+        resources=build_resources(RevopsSettings.of(Settings(duckdb_path=db))),
         raise_on_error=False,
     )
 

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from revops_pipelines.defs.models import build_model_assets
-from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.sandbox.raw_tables import insert_records, load_state_dir, read_jsonl
 from revops_pipelines.schemas import quarantine_counts, quarantine_table
 from revops_pipelines.settings import Settings
@@ -32,27 +32,22 @@ def _craft_bad_rows(con: duckdb.DuckDBPyConnection) -> None:
     insert_records(con, "billing_invoice", [unknown, negative])
 
 
-def _materialize(db: Path) -> dg.ExecuteInProcessResult:
+def _materialize(db: Path, **settings) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         build_model_assets(),
-        resources={"duckdb": DuckDBResource(path=str(db))},
+        resources=build_resources(RevopsSettings.of(Settings(duckdb_path=db, **settings))),
         raise_on_error=False,
     )
 
 
-def test_bad_rows_are_quarantined_and_the_rest_reconciles(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_rows_are_quarantined_and_the_rest_reconciles(tmp_path: Path) -> None:
     db = tmp_path / "revops.duckdb"
     with duckdb.connect(str(db)) as con:
         load_state_dir(con, HANDWRITTEN_STATE)
         _craft_bad_rows(con)
     # 1 of 13 invoices (7 billing, 6 ERP) and 2 of 13 lines are refused: above the default
     # 1 %, so a larger share is allowed here.
-    monkeypatch.setenv("REVOPS_QUARANTINE_MAX_SHARE", "0.3")
-    monkeypatch.setenv("REVOPS_AS_OF", "2025-06-28")
-
-    result = _materialize(db)
+    result = _materialize(db, quarantine_max_share=0.3, as_of="2025-06-28")
     assert result.success
     checks = {c.asset_key.path[-1]: c for c in result.get_asset_check_evaluations() if c.check_name}
     invoice_check = checks["invoice"]

@@ -13,8 +13,9 @@ from revops_pipelines.defs.reconciliation import (
     reconciliation_metrics,
     reconciliation_report,
 )
-from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.reconciliation.run import reconciliation_model_names
+from revops_pipelines.settings import Settings
 from revops_pipelines_tests.canonical_rows import clean_world, reconcile_world, row
 
 
@@ -32,11 +33,14 @@ def test_keys_groups_pools_and_deps() -> None:
     assert {c.name for c in drift_exceptions.check_specs} == {"no_critical_open", "no_high_open"}
 
 
-def _materialize(db: Path, *, detected_at: str | None = None) -> dg.ExecuteInProcessResult:
+def _materialize(
+    db: Path, *, detected_at: str | None = None, as_of: str = ""
+) -> dg.ExecuteInProcessResult:
     config = {"detected_at": detected_at} if detected_at else {}
+    settings = Settings(duckdb_path=db, output_dir=db.parent / "out", as_of=as_of)
     return dg.materialize(
         [drift_exceptions, reconciliation_metrics, reconciliation_report],
-        resources={"duckdb": DuckDBResource(path=str(db))},
+        resources=build_resources(RevopsSettings.of(settings)),
         run_config={
             "ops": {
                 name: {"config": config}
@@ -55,9 +59,8 @@ def _meta(result: dg.ExecuteInProcessResult, node: str) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
-def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) -> None:
+def test_materialize_exceptions_metrics_and_report(tmp_path: Path) -> None:
     db, out = tmp_path / "revops.duckdb", tmp_path / "out"
-    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(out))
     world = clean_world()
     row(world, "invoice", "5001").update(total_minor=100_100, subtotal_minor=92_100)
     with duckdb.connect(str(db)) as con:
@@ -94,16 +97,14 @@ def test_materialize_exceptions_metrics_and_report(tmp_path: Path, monkeypatch) 
     assert checks["no_high_open"].severity == dg.AssetCheckSeverity.WARN
 
 
-def test_exceptions_age_with_the_as_of_date(tmp_path: Path, monkeypatch) -> None:
+def test_exceptions_age_with_the_as_of_date(tmp_path: Path) -> None:
     db = tmp_path / "revops.duckdb"
-    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(tmp_path / "out"))
     world = clean_world()
     row(world, "invoice", "5001").update(total_minor=100_100, subtotal_minor=92_100)
     with duckdb.connect(str(db)) as con:
         reconcile_world(world, con=con)
     for day in ("2025-06-01", "2025-06-11"):
-        monkeypatch.setenv("REVOPS_AS_OF", day)
-        assert _materialize(db).success
+        assert _materialize(db, as_of=day).success
     with duckdb.connect(str(db), read_only=True) as con:
         [(first, last)] = con.execute(
             "SELECT first_detected_at, last_detected_at FROM reconciliation.drift_exceptions"

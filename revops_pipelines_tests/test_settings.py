@@ -1,7 +1,10 @@
+import dataclasses
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from revops_pipelines.defs.resources import RevopsSettings
 from revops_pipelines.settings import Settings
 
 
@@ -21,3 +24,42 @@ def test_tolerances_are_per_currency_in_minor_units():
 def test_bad_tolerance_names_the_variable():
     with pytest.raises(ValueError, match="REVOPS_TOLERANCE_MINOR"):
         Settings.from_env({"REVOPS_TOLERANCE_MINOR": "USD=one"})
+
+
+def test_a_bad_value_names_its_variable():
+    with pytest.raises(ValueError, match="REVOPS_EXTRACT_WORKERS='many'"):
+        Settings.from_env({"REVOPS_EXTRACT_WORKERS": "many"})
+
+
+def test_the_resource_carries_every_setting_and_keeps_secrets_in_the_environment(monkeypatch):
+    monkeypatch.setenv("REVOPS_ERP_TOKEN", "token-from-the-environment")
+    monkeypatch.setenv("REVOPS_CRM_RATE_LIMIT", "7")
+    resource = RevopsSettings.from_env()
+    seen = {}
+
+    @dg.asset
+    def probe(settings: RevopsSettings) -> None:
+        seen["run"] = settings.get()
+
+    job = dg.Definitions(
+        assets=[probe], resources={"settings": resource}
+    ).resolve_implicit_global_asset_job_def()
+    shown = (
+        job.run_config_schema.config_type.fields["resources"]
+        .config_type.fields["settings"]
+        .config_type.fields["config"]
+        .default_value
+    )
+    # The launchpad shows every setting, a secret only by the name of its variable.
+    assert set(shown) == {f.name for f in dataclasses.fields(Settings)}
+    assert shown["crm_rate_limit"] == 7.0 and shown["erp_token"] == {"env": "REVOPS_ERP_TOKEN"}
+    assert "token-from-the-environment" not in str(shown)
+
+    assert dg.materialize([probe], resources={"settings": resource}).success
+    assert seen["run"] == Settings.from_env()
+    # The launchpad starts from what it shows; a run's config changes a setting for that run.
+    changed = {"resources": {"settings": {"config": {**shown, "as_of": "2025-01-31"}}}}
+    assert dg.materialize([probe], resources={"settings": resource}, run_config=changed).success
+    assert (
+        seen["run"].as_of == "2025-01-31" and seen["run"].erp_token == "token-from-the-environment"
+    )

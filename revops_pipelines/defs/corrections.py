@@ -8,8 +8,6 @@ a push succeeds, a second sensor runs the reconciliation again, which re-reads t
 records, so the UI shows the chain plan → push → re-verify.
 """
 
-import dataclasses
-
 import dagster as dg
 
 from revops_pipelines.corrections.planner import blast_radius, build_plan, target_counts
@@ -29,7 +27,6 @@ from revops_pipelines.defs.schedules import (
     reconcile_job,
 )
 from revops_pipelines.ledger import Ledger
-from revops_pipelines.settings import Settings
 
 GROUP = "corrections"
 PUSH_KEY = dg.AssetKey(["corrections", "push"])
@@ -43,12 +40,12 @@ APPROVE_TAG = "revops/approve"
     deps=[EXCEPTIONS_KEY],
     group_name=GROUP,
     pool="duckdb",
-    required_resource_keys={"duckdb"},
+    required_resource_keys={"duckdb", "settings"},
     kinds={"duckdb"},
 )
 def correction_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The writes that remove the open auto findings, with each field's before → after."""
-    settings = Settings.from_env()
+    settings = context.resources.settings.get()
     policy = load_policy()
     with context.resources.duckdb.connect() as con:
         plan = build_plan(con, policy)
@@ -133,22 +130,12 @@ def plan_within_blast_radius(context: dg.AssetCheckExecutionContext) -> dg.Asset
     deps=[PLAN_KEY],
     group_name=GROUP,
     pool="duckdb",
-    required_resource_keys={"duckdb", "crm", "billing", "erp"},
+    required_resource_keys={"duckdb", "settings"},
     tags={WRITES_TO_SOURCES: "true"},
 )
 def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Sends the plan; over the cap only with an approval (ledger or the approve run tag)."""
-    resources = context.resources
-    settings = dataclasses.replace(
-        Settings.from_env(),
-        crm_url=resources.crm.url,
-        crm_client_id=resources.crm.client_id,
-        crm_client_secret=resources.crm.client_secret,
-        billing_url=resources.billing.url,
-        billing_api_key=resources.billing.api_key,
-        erp_url=resources.erp.url,
-        erp_token=resources.erp.token,
-    )
+    settings = context.resources.settings.get()
     policy = load_policy()
     with (
         context.resources.duckdb.connect(read_only=True) as con,

@@ -103,7 +103,7 @@ STREAMS = [
     ],
     can_subset=True,
     pool="duckdb",
-    required_resource_keys={"crm", "billing", "erp", "duckdb"},
+    required_resource_keys={"settings", "duckdb"},
 )
 def extract(
     context: dg.AssetExecutionContext, config: ExtractConfig
@@ -124,7 +124,7 @@ def extract(
     failed: dict[str, Exception] = {}
     with context.resources.duckdb.connect() as con:
         for key, outcome in extract_streams(
-            lambda system: getattr(context.resources, system).client(),
+            context.resources.settings.client,
             con,
             [(system, spec.name) for system, spec in selected],
             run_id=context.run.run_id,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
 
 from revops_pipelines.defs.executor import EXECUTOR
+from revops_pipelines.defs.resources import SETTINGS, RevopsSettings
 from revops_pipelines.defs.schedules import EVERYTHING_BUT_PUSH
 from revops_pipelines.landing_zone.files import EventFile
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
@@ -59,13 +59,13 @@ def _run_request(
 
 
 def build_landing_sensor(
-    landing_dir: Path,
     *,
     minimum_interval_seconds: int = Settings.landing_sensor_interval_s,
     max_batch_files: int = MAX_BATCH_FILES,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
-    """`landing_zone_sensor` over `landing_dir`: one run request per batch of new files."""
+    """`landing_zone_sensor` over the settings' landing directory: one run request per batch
+    of new files."""
 
     @dg.sensor(
         name="landing_zone_sensor",
@@ -74,9 +74,11 @@ def build_landing_sensor(
         default_status=default_status,
         description="Webhook files landed since the cursor, in batches, as refresh runs.",
     )
-    def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def landing_zone_sensor(
+        context: dg.SensorEvaluationContext, settings: RevopsSettings
+    ) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else None
-        new, next_cursor = pending_events(Path(landing_dir), cursor)
+        new, next_cursor = pending_events(settings.get().landing_dir, cursor)
         graph = context.repository_def.asset_graph if context.repository_def else None
         results = [
             _run_request(new[start : start + max_batch_files], graph=graph)
@@ -93,7 +95,8 @@ def build_landing_sensor(
     return landing_zone_sensor
 
 
-_settings = Settings.from_env()
+# How often the daemon asks is fixed when the definitions load, so it comes from the
+# settings the code location was started with.
 landing_zone_sensor = build_landing_sensor(
-    _settings.landing_dir, minimum_interval_seconds=_settings.landing_sensor_interval_s
+    minimum_interval_seconds=SETTINGS.landing_sensor_interval_s
 )

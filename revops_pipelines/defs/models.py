@@ -209,12 +209,12 @@ def build_models_asset(
         check_specs=[spec for m in step_models for spec in _check_specs(m)],
         can_subset=True,
         pool="duckdb",
-        required_resource_keys={"duckdb"},
+        required_resource_keys={"duckdb", "settings"},
     )
     def _models(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         selected = [m for m in step_models if model_key(m) in context.selected_asset_keys]
         checks = set(context.selected_asset_check_keys)
-        settings = Settings.from_env()
+        settings = context.resources.settings.get()
         vars = model_vars(settings)
         blocked: set[str] = set()
         with context.resources.duckdb.connect() as con:

@@ -95,7 +95,7 @@ def _money_metadata(meta: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     group_name=GROUP,
     pool="duckdb",
     kinds={"duckdb", "table", "parquet", "csv"},
-    required_resource_keys={"duckdb"},
+    required_resource_keys={"duckdb", "settings"},
     check_specs=[
         dg.AssetCheckSpec(
             name,
@@ -110,7 +110,7 @@ def drift_exceptions(
 ) -> dg.MaterializeResult:
     """Every disagreement between CRM, billing and ERP that finance must fix, with its money,
     age, status and suggested action: the list people work from, exported as Parquet and CSV."""
-    settings = Settings.from_env()
+    settings = context.resources.settings.get()
     as_of = _as_of(config, settings)
     with context.resources.duckdb.connect() as con:
         summary = update_exceptions(con, now=as_of, statuses=_decisions(con, settings))
@@ -202,7 +202,7 @@ def metrics_metadata(metrics: list[Metric], rates: Rates) -> dict[str, dg.Metada
     group_name=GROUP,
     pool="duckdb",
     kinds={"duckdb", "table"},
-    required_resource_keys={"duckdb"},
+    required_resource_keys={"duckdb", "settings"},
 )
 def reconciliation_metrics(
     context: dg.AssetExecutionContext, config: ReconcileConfig
@@ -210,7 +210,7 @@ def reconciliation_metrics(
     """How healthy revenue operations are this run: quote-to-cash delay, open exceptions by
     age, severity and drift type, review load, invoice accuracy and money at stake, appended to
     `reconciliation.metrics_history` for the trend."""
-    settings = Settings.from_env()
+    settings = context.resources.settings.get()
     as_of = _as_of(config, settings)
     with context.resources.duckdb.connect() as con:
         rates = _rates(con, settings, as_of)
@@ -229,14 +229,14 @@ def reconciliation_metrics(
     group_name=REPORT_GROUP,
     pool="duckdb",
     kinds={"html"},
-    required_resource_keys={"duckdb"},
+    required_resource_keys={"duckdb", "settings"},
 )
 def reconciliation_report(
     context: dg.AssetExecutionContext, config: ReconcileConfig
 ) -> dg.MaterializeResult:
     """The page finance opens: what is wrong, how much in the reporting currency, how old and
     what to do, with charts, definitions and the full exception list in one offline HTML file."""
-    settings = Settings.from_env()
+    settings = context.resources.settings.get()
     as_of = _as_of(config, settings)
     with context.resources.duckdb.connect() as con:
         rates = _rates(con, settings, as_of)

@@ -1,85 +1,79 @@
-"""Resources: the three source clients and the DuckDB file, configured from `REVOPS_*`.
+"""Resources: the run's settings and the DuckDB file, both from one `Settings`.
+
+`settings` carries every field of `Settings` as Dagster config, so the launchpad shows (and
+can change) what a run uses; a secret set in the environment arrives as `dg.EnvVar`, read
+at run time and never shown. Assets and sensors take their settings and their clients from
+it; nothing under `defs/` reads the environment but `SETTINGS` here.
 
 `dg.load_defs` takes a module's single `dg.Definitions` object as that module's
-contribution, so the resources are bound here under the keys `crm`, `billing`,
-`erp` and `duckdb`.
+contribution, so the resources are bound here under the keys `settings` and `duckdb`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
+import pydantic
 
 from revops_pipelines import duckdb_file
-from revops_pipelines.connectors.billing import BillingClient
-from revops_pipelines.connectors.crm import CrmClient
-from revops_pipelines.connectors.erp import ErpClient
-from revops_pipelines.settings import Settings
+from revops_pipelines.connectors.base import BaseClient
+from revops_pipelines.raw.extract import client_from_settings
+from revops_pipelines.settings import Settings, env_name, secret_fields
 
 
-class CrmResource(dg.ConfigurableResource):
-    """The CRM (Salesforce REST subset), OAuth client credentials."""
-
-    url: str
-    client_id: str
-    client_secret: str
-    rate_limit: float = Settings.crm_rate_limit
-    max_attempts: int = Settings.max_attempts
-    workers: int = Settings.extract_workers
-
-    def client(self) -> CrmClient:
-        return CrmClient(
-            self.url,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            rate_limit=self.rate_limit,
-            max_attempts=self.max_attempts,
-            workers=self.workers,
-        )
+def _as_config(settings: Settings) -> dict[str, Any]:
+    return pydantic.TypeAdapter(Settings).dump_python(settings, mode="json")
 
 
-class BillingResource(dg.ConfigurableResource):
-    """The billing system (Stripe API subset), secret key."""
-
-    url: str
-    api_key: str
-    rate_limit: float = Settings.billing_rate_limit
-    max_attempts: int = Settings.max_attempts
-    workers: int = Settings.extract_workers
-
-    def client(self) -> BillingClient:
-        return BillingClient(
-            self.url,
-            api_key=self.api_key,
-            rate_limit=self.rate_limit,
-            max_attempts=self.max_attempts,
-            workers=self.workers,
-        )
+def _config_type(annotation: Any) -> Any:
+    """A settings field's type as Dagster config holds it: paths as text."""
+    if annotation is Path:
+        return str
+    if annotation == Path | None:
+        return str | None
+    return annotation
 
 
-class ErpResource(dg.ConfigurableResource):
-    """The ERP (NetSuite REST subset), bearer token."""
+class _SettingsResource(dg.ConfigurableResource):
+    def get(self) -> Settings:
+        """The plain settings object the layers below take."""
+        return Settings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)})
 
-    url: str
-    token: str
-    rate_limit: float = Settings.erp_rate_limit
-    max_concurrency: int = Settings.erp_max_concurrency
-    max_attempts: int = Settings.max_attempts
-    workers: int = Settings.extract_workers
+    def client(self, system: str) -> BaseClient:
+        """A reading client for `system` (`crm`, `billing`, `erp`), built from these settings."""
+        return client_from_settings(self.get(), system)
 
-    def client(self) -> ErpClient:
-        return ErpClient(
-            self.url,
-            token=self.token,
-            rate_limit=self.rate_limit,
-            max_concurrency=self.max_concurrency,
-            max_attempts=self.max_attempts,
-            workers=self.workers,
-        )
+    @classmethod
+    def of(cls, settings: Settings) -> RevopsSettings:
+        return cls(**_as_config(settings))
+
+    @classmethod
+    def from_env(cls) -> RevopsSettings:
+        """`Settings.from_env()`, with each secret the environment sets as a `dg.EnvVar`."""
+        values = _as_config(Settings.from_env())
+        for name in secret_fields():
+            if env_name(name) in os.environ:
+                values[name] = dg.EnvVar(env_name(name))
+        return cls(**values)
+
+
+RevopsSettings = pydantic.create_model(
+    "RevopsSettings",
+    __base__=_SettingsResource,
+    __module__=__name__,
+    __doc__="The run's settings: one field per field of `Settings`, named and defaulted there.",
+    **{
+        name: (_config_type(Settings.__pydantic_fields__[name].annotation), default)
+        for name, default in _as_config(Settings()).items()
+    },
+)
 
 
 class DuckDBResource(dg.ConfigurableResource):
@@ -99,44 +93,15 @@ class DuckDBResource(dg.ConfigurableResource):
             yield con
 
 
-def _env(name: str, default: str) -> str | dg.EnvVar:
-    """A secret or URL read at run time when set; the demo default otherwise."""
-    return dg.EnvVar(name) if name in os.environ else default
-
-
-def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
-    settings = settings or Settings.from_env()
-    workers = settings.extract_workers
-    attempts = settings.max_attempts
+def build_resources(settings: RevopsSettings) -> dict[str, dg.ConfigurableResource]:
+    """`settings` and the DuckDB file it names."""
     return {
-        "crm": CrmResource(
-            url=_env("REVOPS_CRM_URL", settings.crm_url),
-            client_id=_env("REVOPS_CRM_CLIENT_ID", settings.crm_client_id),
-            client_secret=_env("REVOPS_CRM_CLIENT_SECRET", settings.crm_client_secret),
-            rate_limit=settings.crm_rate_limit,
-            max_attempts=attempts,
-            workers=workers,
-        ),
-        "billing": BillingResource(
-            url=_env("REVOPS_BILLING_URL", settings.billing_url),
-            api_key=_env("REVOPS_BILLING_API_KEY", settings.billing_api_key),
-            rate_limit=settings.billing_rate_limit,
-            max_attempts=attempts,
-            workers=workers,
-        ),
-        "erp": ErpResource(
-            url=_env("REVOPS_ERP_URL", settings.erp_url),
-            token=_env("REVOPS_ERP_TOKEN", settings.erp_token),
-            rate_limit=settings.erp_rate_limit,
-            max_concurrency=settings.erp_max_concurrency,
-            max_attempts=attempts,
-            workers=workers,
-        ),
+        "settings": settings,
         "duckdb": DuckDBResource(
-            path=_env("REVOPS_DUCKDB_PATH", str(settings.duckdb_path)),
-            lock_timeout_s=settings.duckdb_lock_timeout_s,
+            path=settings.duckdb_path, lock_timeout_s=settings.duckdb_lock_timeout_s
         ),
     }
 
 
-defs = dg.Definitions(resources=build_resources())
+SETTINGS = RevopsSettings.from_env()
+defs = dg.Definitions(resources=build_resources(SETTINGS))
