@@ -19,10 +19,12 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
+# `dg check defs` loads the code location as Dagster would and validates it.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint revops_pipelines/sql
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 
 format: $(STAMP)
 	$(BIN)/ruff format .

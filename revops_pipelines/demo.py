@@ -32,6 +32,11 @@ concurrency:
     default_limit: 1
 telemetry:
   enabled: false
+# The project's own log lines (a connector's retries, each stream's counts) in the run's log.
+python_logs:
+  python_log_level: INFO
+  managed_python_loggers:
+    - revops_pipelines
 """
 
 
