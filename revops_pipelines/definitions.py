@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from revops_pipelines import defs
+from revops_pipelines.defs.conventions import with_conventions
 
 
 @dg.definitions
@@ -18,4 +19,4 @@ def definitions() -> dg.Definitions:
         project_root=Path(__file__).resolve().parent.parent,
         code_location_name="revops_pipelines",
     )
-    return tree.build_defs()
+    return with_conventions(tree.build_defs())

@@ -1,9 +1,13 @@
 """The graph itself: an accidental change of assets, checks, jobs or schedules fails here."""
 
+from datetime import timedelta
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
 from revops_pipelines.definitions import definitions
+from revops_pipelines.schemas import CANONICAL_SCHEMAS
 
 RAW_STREAMS = {
     "crm": ["account", "contract", "opportunity", "opportunity_line_item", "product"],
@@ -214,3 +218,51 @@ def test_one_subsettable_extract_step_holds_every_raw_stream(defs):
     steps = {defs.resolve_assets_def(key) for key in raw}
     assert [step.node_def.name for step in steps] == ["extract"]
     assert all(step.can_subset for step in steps)
+
+
+def test_every_asset_has_kinds_owners_code_references_and_its_table(defs):
+    graph = defs.resolve_asset_graph()
+    for node in graph.asset_nodes:
+        key = node.key.to_user_string()
+        assert node.kinds and node.owners == ["team:revops"], key
+        files = [
+            Path(r.file_path) for r in node.metadata["dagster/code_references"].code_references
+        ]
+        assert files and all(f.is_file() for f in files), key
+        assert any(f.suffix == ".py" for f in files), key
+        if node.group_name in {"staging", "canonical"} or "sql" in node.kinds:
+            assert f"{node.key.path[-1]}.sql" in {f.name for f in files}, key
+        if key == "reconciliation/report":
+            continue  # a file, not a table: each materialization names its path
+        table = node.metadata["dagster/table_name"]
+        assert table == ".".join(node.key.path) or key in {
+            "reconciliation/metrics",
+            "corrections/push",
+        }, (key, table)
+    kinds = {node.key.to_user_string(): node.kinds for node in graph.asset_nodes}
+    assert kinds["corrections/push"] == {"salesforce", "stripe", "netsuite"}
+
+
+def test_canonical_tables_show_the_columns_of_their_pandera_model(defs):
+    graph = defs.resolve_asset_graph()
+    for name in CANONICAL:
+        node = graph.get(dg.AssetKey(["canonical", name]))
+        columns = {c.name: c for c in node.metadata["dagster/column_schema"].columns}
+        model = CANONICAL_SCHEMAS[name].to_schema()
+        assert set(columns) == set(model.columns), name
+        for column, spec in model.columns.items():
+            assert columns[column].constraints.nullable == spec.nullable, (name, column)
+    invoice = graph.get(dg.AssetKey(["canonical", "invoice"])).metadata["dagster/column_schema"]
+    status = next(c for c in invoice.columns if c.name == "status")
+    assert any("paid" in text for text in status.constraints.other)
+
+
+def test_reconciliation_assets_say_how_stale_the_exceptions_may_be(defs):
+    # Stale after a missed hourly run, failed after a day without one.
+    policy = dg.FreshnessPolicy.time_window(
+        warn_window=timedelta(hours=2), fail_window=timedelta(hours=26)
+    )
+    graph = defs.resolve_asset_graph()
+    for node in graph.asset_nodes:
+        expected = policy if node.group_name in {"reconciliation", "report"} else None
+        assert node.freshness_policy == expected, node.key

@@ -41,7 +41,8 @@ APPROVE_TAG = "revops/approve"
     group_name=GROUP,
     pool="duckdb",
     required_resource_keys={"duckdb", "settings"},
-    kinds={"duckdb"},
+    kinds={"duckdb", "table"},
+    metadata={"dagster/table_name": "corrections.correction_plan"},
 )
 def correction_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The writes that remove the open auto findings, with each field's before → after."""
@@ -132,6 +133,9 @@ def plan_within_blast_radius(context: dg.AssetCheckExecutionContext) -> dg.Asset
     pool="duckdb",
     required_resource_keys={"duckdb", "settings"},
     tags={WRITES_TO_SOURCES: "true"},
+    # It writes to the three systems; each attempt is a row of the ledger's correction log.
+    kinds={"salesforce", "stripe", "netsuite"},
+    metadata={"dagster/table_name": "correction_log"},
 )
 def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Sends the plan; over the cap only with an approval (ledger or the approve run tag)."""

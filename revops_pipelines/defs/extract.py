@@ -71,6 +71,7 @@ def _spec(system: str, spec: StreamSpec) -> dg.AssetSpec:
         _asset_key(system, spec),
         group_name="raw",
         kinds={"duckdb", "table", SYSTEM_KINDS[system]},
+        metadata={"dagster/table_name": f"raw.{stream_key(system, spec.name)}"},
         description=(
             f"{system} {spec.source} records as received, one row per `{spec.primary_key}`; "
             f"read incrementally {cursor_text}."

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from revops_pipelines.defs.conventions import sql_reference
+from revops_pipelines.defs.schedules import RECONCILIATION_FRESHNESS
 from revops_pipelines.schemas import CANONICAL_SCHEMAS, markdown_table, quarantine_table
 from revops_pipelines.schemas.master_data import VALIDATION_RULES, issue_counts, issues_for
 from revops_pipelines.settings import Settings
@@ -109,6 +111,9 @@ def _spec(model: SqlModel, by_name: dict[str, SqlModel]) -> dg.AssetSpec:
     if reads_quarantine(model):
         # The quarantine is written by every canonical table's pandera check.
         deps += [model_key(m) for m in by_name.values() if has_pandera_check(m) and m != model]
+    metadata = {"dagster/table_name": model.relation, **sql_reference(model.path)}
+    if has_pandera_check(model):
+        metadata["dagster/column_schema"] = column_schema(model.name)
     return dg.AssetSpec(
         model_key(model),
         deps=deps,
@@ -116,9 +121,32 @@ def _spec(model: SqlModel, by_name: dict[str, SqlModel]) -> dg.AssetSpec:
         kinds={"duckdb", "sql", model.materialized}
         | ({"pandera"} if has_pandera_check(model) else set()),
         description=model_description(model),
-        metadata={"sql_file": f"revops_pipelines/sql/{model.schema}/{model.path.name}"},
+        metadata=metadata,
+        freshness_policy=RECONCILIATION_FRESHNESS if model.schema == "reconciliation" else None,
         # Not built when a table it reads failed its pandera check.
         skippable=True,
+    )
+
+
+def column_schema(name: str) -> dg.TableSchema:
+    """The columns of canonical table `name` as its pandera model states them."""
+    schema = CANONICAL_SCHEMAS[name].to_schema()
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                column,
+                type=str(spec.dtype),
+                constraints=dg.TableColumnConstraints(
+                    nullable=spec.nullable,
+                    unique=spec.unique,
+                    other=[check.error or check.name for check in spec.checks],
+                ),
+            )
+            for column, spec in schema.columns.items()
+        ],
+        constraints=dg.TableConstraints(
+            other=[f"unique ({', '.join(schema.unique)})"] if schema.unique else []
+        ),
     )
 
 

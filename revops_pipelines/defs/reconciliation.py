@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from revops_pipelines.defs.schedules import RECONCILIATION_FRESHNESS
 from revops_pipelines.ledger import exception_statuses
 from revops_pipelines.reconciliation.catalog import relation_exists
 from revops_pipelines.reconciliation.exceptions import export_exceptions, update_exceptions
@@ -95,6 +96,8 @@ def _money_metadata(meta: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     group_name=GROUP,
     pool="duckdb",
     kinds={"duckdb", "table", "parquet", "csv"},
+    metadata={"dagster/table_name": "reconciliation.drift_exceptions"},
+    freshness_policy=RECONCILIATION_FRESHNESS,
     required_resource_keys={"duckdb", "settings"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -141,7 +144,6 @@ def drift_exceptions(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(int(total)),
-            "dagster/table_name": dg.MetadataValue.text("reconciliation.drift_exceptions"),
             "as_of": dg.MetadataValue.text(as_of.strftime("%Y-%m-%d %H:%M UTC")),
             "open_exceptions": dg.MetadataValue.int(meta["open_exceptions"]),
             "new": dg.MetadataValue.int(summary.new),
@@ -202,6 +204,8 @@ def metrics_metadata(metrics: list[Metric], rates: Rates) -> dict[str, dg.Metada
     group_name=GROUP,
     pool="duckdb",
     kinds={"duckdb", "table"},
+    metadata={"dagster/table_name": "reconciliation.metrics_history"},
+    freshness_policy=RECONCILIATION_FRESHNESS,
     required_resource_keys={"duckdb", "settings"},
 )
 def reconciliation_metrics(
@@ -215,12 +219,7 @@ def reconciliation_metrics(
     with context.resources.duckdb.connect() as con:
         rates = _rates(con, settings, as_of)
         metrics = record_metrics(con, now=as_of, rates=rates)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/table_name": dg.MetadataValue.text("reconciliation.metrics_history"),
-            **metrics_metadata(metrics, rates),
-        }
-    )
+    return dg.MaterializeResult(metadata=metrics_metadata(metrics, rates))
 
 
 @dg.asset(
@@ -229,6 +228,7 @@ def reconciliation_metrics(
     group_name=REPORT_GROUP,
     pool="duckdb",
     kinds={"html"},
+    freshness_policy=RECONCILIATION_FRESHNESS,
     required_resource_keys={"duckdb", "settings"},
 )
 def reconciliation_report(

@@ -1,5 +1,7 @@
 """Jobs and their schedules: hourly incremental reconciliation, nightly full run."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from revops_pipelines.defs.executor import EXECUTOR
@@ -30,6 +32,12 @@ full_refresh_job = dg.define_asset_job(
     description="Every stream re-read from the start, then models, reconciliation and report.",
     tags={"revops/full_refresh": "true"},
     executor_def=EXECUTOR,
+)
+
+# How stale the exceptions may be: one missed hourly run is a warning, a day without a
+# reconciliation (the nightly full run missed too) a failure.
+RECONCILIATION_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=timedelta(hours=2), fail_window=timedelta(hours=26)
 )
 
 hourly_reconciliation = dg.ScheduleDefinition(
