@@ -107,10 +107,12 @@ def test_the_demo_runs_are_listed_under_their_job_in_the_workspace(demo_runs):
 
 
 def _snapshot_id_as_dev_loads_it(data_dir: Path) -> str:
-    """The job's snapshot id in a code server started by `revops dev` (URLs set)."""
+    """The job's snapshot id in a code server started by `revops dev` over the sandbox, which
+    sets the URLs and the as-of date as the demo did: the settings resource reads them when a
+    run starts, so other values (other ports) leave the snapshot as it is."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVOPS_")}
     env |= {f"REVOPS_{s}_URL": "http://127.0.0.1:1" for s in ("CRM", "BILLING", "ERP")}
-    env |= {"REVOPS_DATA_DIR": str(data_dir)}
+    env |= {"REVOPS_DATA_DIR": str(data_dir), "REVOPS_AS_OF": "2000-01-01"}
     code = (
         "from revops_pipelines.definitions import definitions; "
         "print(definitions().resolve_job_def('reconcile_job').get_job_snapshot_id())"

@@ -55,8 +55,14 @@ def test_the_resource_carries_every_setting_and_keeps_secrets_in_the_environment
     assert shown["crm_rate_limit"] == 7.0 and shown["erp_token"] == {"env": "REVOPS_ERP_TOKEN"}
     assert "token-from-the-environment" not in str(shown)
 
-    assert dg.materialize([probe], resources={"settings": resource}).success
-    assert seen["run"] == Settings.from_env()
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = dg.materialize([probe], resources={"settings": resource}, instance=instance)
+        logged = [entry.user_message for entry in instance.all_logs(run.run_id)]
+    assert run.success and seen["run"] == Settings.from_env()
+    # The run's log names the values the run used, a secret masked.
+    [line] = [m for m in logged if m.startswith("settings of this run")]
+    assert "'erp_token': '***'" in line and "'crm_rate_limit': 7.0" in line
+    assert "token-from-the-environment" not in line
     # The launchpad starts from what it shows; a run's config changes a setting for that run.
     changed = {"resources": {"settings": {"config": {**shown, "as_of": "2025-01-31"}}}}
     assert dg.materialize([probe], resources={"settings": resource}, run_config=changed).success

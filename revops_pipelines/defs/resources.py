@@ -1,9 +1,12 @@
 """Resources: the run's settings and the DuckDB file, both from one `Settings`.
 
 `settings` carries every field of `Settings` as Dagster config, so the launchpad shows (and
-can change) what a run uses; a secret set in the environment arrives as `dg.EnvVar`, read
-at run time and never shown. Assets and sensors take their settings and their clients from
-it; nothing under `defs/` reads the environment but `SETTINGS` here.
+can change) what a run uses, and each run logs the values it resolved (secrets masked). A text
+setting the environment sets arrives as `dg.EnvVar`, read when the run starts: the launchpad
+shows the variable's name, never a secret, and the job's snapshot stays the same whatever the
+URLs or the as-of date (a demo run and `revops dev` then share it). Assets and sensors take
+their settings and their clients from it; nothing under `defs/` reads the environment but
+`SETTINGS` here.
 
 `dg.load_defs` takes a module's single `dg.Definitions` object as that module's
 contribution, so the resources are bound here under the keys `settings` and `duckdb`.
@@ -32,6 +35,9 @@ def _as_config(settings: Settings) -> dict[str, Any]:
     return pydantic.TypeAdapter(Settings).dump_python(settings, mode="json")
 
 
+_TEXT = (str, str | None)
+
+
 def _config_type(annotation: Any) -> Any:
     """A settings field's type as Dagster config holds it: paths as text."""
     if annotation is Path:
@@ -42,6 +48,14 @@ def _config_type(annotation: Any) -> Any:
 
 
 class _SettingsResource(dg.ConfigurableResource):
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        secrets = set(secret_fields())
+        shown = {
+            name: "***" if name in secrets and value else value
+            for name, value in _as_config(self.get()).items()
+        }
+        context.log.info(f"settings of this run: {shown}")
+
     def get(self) -> Settings:
         """The plain settings object the layers below take."""
         return Settings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)})
@@ -56,11 +70,13 @@ class _SettingsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> RevopsSettings:
-        """`Settings.from_env()`, with each secret the environment sets as a `dg.EnvVar`."""
+        """`Settings.from_env()` (which checks every value now), with each text setting the
+        environment sets as a `dg.EnvVar`."""
         values = _as_config(Settings.from_env())
-        for name in secret_fields():
-            if env_name(name) in os.environ:
-                values[name] = dg.EnvVar(env_name(name))
+        for f in dataclasses.fields(Settings):
+            text = _config_type(Settings.__pydantic_fields__[f.name].annotation) in _TEXT
+            if text and env_name(f.name) in os.environ:
+                values[f.name] = dg.EnvVar(env_name(f.name))
         return cls(**values)
 
 
