@@ -243,7 +243,7 @@ def _plan_from_store(read_only: bool):
     from revops_pipelines.settings import Settings
 
     settings = Settings.from_env()
-    policy = load_policy()
+    policy = load_policy(settings.policy_path)
     if not settings.duckdb_path.exists():
         raise SystemExit(f"no analytical store at {settings.duckdb_path}: run the job first")
     con = duckdb.connect(str(settings.duckdb_path), read_only=read_only)
@@ -349,7 +349,11 @@ def _run_replay(args: argparse.Namespace) -> int:
     with Ledger(settings.ledger_url) as ledger:
         try:
             summary = replay(
-                settings, load_policy(), ledger, None if args.all else args.ids, progress=True
+                settings,
+                load_policy(settings.policy_path),
+                ledger,
+                None if args.all else args.ids,
+                progress=True,
             )
         except LedgerError as error:
             print(f"revops corrections replay: {error}", file=sys.stderr)

@@ -95,6 +95,8 @@ class Settings:
     # is named.
     reporting_currency: str = "USD"
     rates_file: Path | None = None
+    # Which drift is corrected how, caps and targets; empty: the one shipped in the package.
+    policy_path: Path | None = None
 
     def webhook_secrets(self) -> dict[str, str]:
         """The signing secret of each webhook source, by source name."""
@@ -124,7 +126,7 @@ class Settings:
     def _currency(cls, value: str) -> str:
         return value.upper()
 
-    @pydantic.field_validator("rates_file", mode="before")
+    @pydantic.field_validator("rates_file", "policy_path", mode="before")
     @classmethod
     def _rates_file(cls, value: object) -> object:
         return value or None

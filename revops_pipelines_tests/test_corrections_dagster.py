@@ -4,6 +4,7 @@ or the run tag), and a successful push asks for the re-verifying reconciliation.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from revops_pipelines.defs.corrections import (
     reverify_after_push,
 )
 from revops_pipelines.defs.reconciliation import drift_exceptions
-from revops_pipelines.defs.resources import build_resources
+from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.defs.schedules import PUSH_GATE, reconcile_job
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.settings import Settings
@@ -61,30 +62,36 @@ def _analytical_store(path: Path) -> None:
         con.execute("""INSERT INTO raw.erp_currency VALUES ('1', '{"symbol": "USD"}', false)""")
 
 
+def _definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[drift_exceptions, correction_plan, push],
+        asset_checks=[plan_within_blast_radius],
+        jobs=[reconcile_job, push_corrections],
+        sensors=[new_correction_plan, reverify_after_push],
+        resources=build_resources(RevopsSettings.of(settings)),
+    )
+
+
 @pytest.fixture
 def chain(handwritten_state: Path, tmp_path: Path, monkeypatch):
     strict = tmp_path / "policy.toml"
     strict.write_text(default_path().read_text().replace("max_actions = 1000", "max_actions = 1"))
-    monkeypatch.setenv("REVOPS_POLICY_PATH", str(strict))
-    monkeypatch.setenv("REVOPS_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    monkeypatch.setenv("REVOPS_OUTPUT_DIR", str(tmp_path / "out"))
+    # The CLI's approval goes to the same ledger the assets read.
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    monkeypatch.setenv("REVOPS_LEDGER_URL", ledger_url)
     _analytical_store(tmp_path / "revops.duckdb")
     with running_sandbox(handwritten_state) as urls, dg.instance_for_test() as instance:
         settings = Settings(
             data_dir=tmp_path,
             duckdb_path=tmp_path / "revops.duckdb",
+            ledger_url=ledger_url,
+            output_dir=tmp_path / "out",
+            policy_path=strict,
             crm_url=urls.crm,
             billing_url=urls.billing,
             erp_url=urls.erp,
         )
-        defs = dg.Definitions(
-            assets=[drift_exceptions, correction_plan, push],
-            asset_checks=[plan_within_blast_radius],
-            jobs=[reconcile_job, push_corrections],
-            sensors=[new_correction_plan, reverify_after_push],
-            resources=build_resources(settings),
-        )
-        yield defs, instance, handwritten_state
+        yield _definitions(settings), instance, handwritten_state, settings
 
 
 def _plan_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -98,8 +105,8 @@ def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
-def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path, monkeypatch):
-    defs, instance, state = chain
+def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path):
+    defs, instance, state, settings = chain
     # The reconciliation job (here: findings and plan) plans; over the cap, it still succeeds.
     reconciled = defs.resolve_job_def("reconcile_job").execute_in_process(instance=instance)
     assert reconciled.success
@@ -138,8 +145,12 @@ def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path, m
     assert counts["invoice"]["in_I"] == 1 and counts["customerpayment"]["inpay_P"] == 1
 
     # Approved by the run tag alone (a ledger that knows no approval).
-    monkeypatch.setenv("REVOPS_LEDGER_URL", f"sqlite:///{tmp_path / 'other.sqlite'}")
-    tagged = job.execute_in_process(instance=instance, tags={**request.tags, APPROVE_TAG: "true"})
+    other = dataclasses.replace(settings, ledger_url=f"sqlite:///{tmp_path / 'other.sqlite'}")
+    tagged = (
+        _definitions(other)
+        .resolve_job_def("push_corrections")
+        .execute_in_process(instance=instance, tags={**request.tags, APPROVE_TAG: "true"})
+    )
     assert tagged.success and _gate(tagged).passed
     assert external_id_counts(state)["invoice"]["in_I"] == 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -46,8 +45,8 @@ def default_path() -> Path:
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
-    """The file at `path`, else `$REVOPS_POLICY_PATH`, else the shipped default."""
-    chosen = Path(path or os.environ.get("REVOPS_POLICY_PATH") or default_path())
+    """The file at `path` (`Settings.policy_path`), else the shipped default."""
+    chosen = Path(path or default_path())
     try:
         raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:

@@ -11,7 +11,7 @@ records, so the UI shows the chain plan → push → re-verify.
 import dagster as dg
 
 from revops_pipelines.corrections.planner import blast_radius, build_plan, target_counts
-from revops_pipelines.corrections.policy import load_policy
+from revops_pipelines.corrections.policy import Policy, load_policy
 from revops_pipelines.corrections.run import (
     CapExceeded,
     check_cap,
@@ -47,7 +47,7 @@ APPROVE_TAG = "revops/approve"
 def correction_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The writes that remove the open auto findings, with each field's before → after."""
     settings = context.resources.settings.get()
-    policy = load_policy()
+    policy = load_policy(settings.policy_path)
     with context.resources.duckdb.connect() as con:
         plan = build_plan(con, policy)
         store_plan(con, plan)
@@ -75,7 +75,7 @@ def correction_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-def _gate(context, con, ledger: Ledger) -> tuple[str, list[dict], list[str], bool]:
+def _gate(context, con, ledger: Ledger, policy: Policy) -> tuple[str, list[dict], list[str], bool]:
     """The run's plan (its tag, else the newest), its actions, what of it is over the cap
     (checked again from the stored plan: a push never trusts the planning run), and whether
     it is approved; the run tag revops/approve=true approves it."""
@@ -87,7 +87,7 @@ def _gate(context, con, ledger: Ledger) -> tuple[str, list[dict], list[str], boo
         ).fetchone()[0]
     )
     actions = load_actions(con, plan_id)
-    over = _over_cap(con, actions, load_policy())
+    over = _over_cap(con, actions, policy)
     if over and tags.get(APPROVE_TAG) == "true":
         ledger.approve(plan_id, by=f"run {context.run.run_id}")
     return plan_id, actions, over, ledger.is_approved(plan_id)
@@ -97,17 +97,18 @@ def _gate(context, con, ledger: Ledger) -> tuple[str, list[dict], list[str], boo
     asset=PLAN_KEY,
     name=PUSH_GATE.name,
     blocking=True,
-    required_resource_keys={"duckdb"},
+    required_resource_keys={"duckdb", "settings"},
     pool="duckdb",
 )
 def plan_within_blast_radius(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Within the cap, or approved (`revops corrections approve PLAN_ID` or the run tag
     revops/approve=true); otherwise the push after it in the run does not start."""
+    settings = context.resources.settings.get()
     with (
         context.resources.duckdb.connect(read_only=True) as con,
-        Ledger(Settings.from_env().ledger_url) as ledger,
+        Ledger(settings.ledger_url) as ledger,
     ):
-        plan_id, _, over, approved = _gate(context, con, ledger)
+        plan_id, _, over, approved = _gate(context, con, ledger, load_policy(settings.policy_path))
     if not over:
         description = "within the cap"
     elif approved:
@@ -140,12 +141,12 @@ def plan_within_blast_radius(context: dg.AssetCheckExecutionContext) -> dg.Asset
 def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Sends the plan; over the cap only with an approval (ledger or the approve run tag)."""
     settings = context.resources.settings.get()
-    policy = load_policy()
+    policy = load_policy(settings.policy_path)
     with (
         context.resources.duckdb.connect(read_only=True) as con,
         Ledger(settings.ledger_url) as ledger,
     ):
-        plan_id, actions, over, _ = _gate(context, con, ledger)
+        plan_id, actions, over, _ = _gate(context, con, ledger, policy)
         try:
             check_cap(plan_id, over, ledger)  # also when the push runs without its check
         except CapExceeded as refused:
