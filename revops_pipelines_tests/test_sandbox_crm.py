@@ -393,14 +393,19 @@ def test_salesforce_ids_have_the_checksum_suffix():
 
 
 def test_served_by_running_sandbox_with_a_token_ttl_fault(handwritten_state: Path):
-    with running_sandbox(handwritten_state, faults="crm.token_ttl_s=0.5", seed=3) as urls:
+    # Long enough that a loaded machine answers the first query before the token expires.
+    ttl_s = 3.0
+    with running_sandbox(handwritten_state, faults=f"crm.token_ttl_s={ttl_s}", seed=3) as urls:
+        issued = time.monotonic()
         token = get_token_any(urls.crm)
+        received = time.monotonic()
         url = f"{urls.crm}{API}/query"
         headers = {"Authorization": f"Bearer {token}"}
         fresh = httpx.get(url, params={"q": "SELECT Id FROM Product2"}, headers=headers)
         assert fresh.status_code == 200 and fresh.json()["totalSize"] == 2
         assert "Sforce-Limit-Info" in fresh.headers
-        time.sleep(0.6)
+        assert time.monotonic() - issued < ttl_s
+        time.sleep(max(0.0, received + ttl_s + 0.2 - time.monotonic()))
         stale = httpx.get(url, params={"q": "SELECT Id FROM Product2"}, headers=headers)
         assert stale.status_code == 401 and error_code(stale) == "INVALID_SESSION_ID"
 
