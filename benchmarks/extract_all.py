@@ -31,13 +31,8 @@ from pathlib import Path
 
 import duckdb
 
-from revops_pipelines.raw.extract import (
-    STREAM_TABLES,
-    StreamStats,
-    client_from_settings,
-    extract_all,
-    stream_key,
-)
+from revops_pipelines.clients import client_from_settings
+from revops_pipelines.raw.extract import STREAM_TABLES, StreamStats, extract_all, stream_key
 from revops_pipelines.sandbox.generate import generate_state
 from revops_pipelines.sandbox.state import FILES, OPTIONAL
 from revops_pipelines.settings import Settings

@@ -35,10 +35,11 @@ import httpx
 import standardwebhooks
 import stripe
 
+from revops_pipelines.clients import client_from_settings
 from revops_pipelines.landing_zone.files import list_events
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
 from revops_pipelines.landing_zone.serve import running_receiver
-from revops_pipelines.raw.extract import STREAM_TABLES, client_from_settings, extract_stream
+from revops_pipelines.raw.extract import STREAM_TABLES, extract_stream
 from revops_pipelines.raw.refresh import notified_for, streams_named
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.webhooks import WebhookSecrets

@@ -9,9 +9,7 @@ from typing import Any
 
 import duckdb
 
-from revops_pipelines.connectors.billing import BillingWriter
-from revops_pipelines.connectors.crm import CrmWriter
-from revops_pipelines.connectors.erp import ErpWriter
+from revops_pipelines.clients import client_from_settings
 from revops_pipelines.corrections.planner import Plan, plan_rows
 from revops_pipelines.corrections.policy import Policy
 from revops_pipelines.corrections.pusher import Progress, Pusher, PushSummary
@@ -107,28 +105,26 @@ def targets_from(settings: Settings, policy: Policy) -> Iterator[dict[str, Any]]
     billing = policy.targets["billing"]
     crm = policy.targets["crm"]
     writers = {
-        "erp": ErpWriter(
-            settings.erp_url,
-            token=settings.erp_token,
+        "erp": client_from_settings(
+            settings,
+            "erp",
+            writer=True,
             rate_limit=erp.rate_per_s,
             max_attempts=1,
             max_concurrency=erp.concurrency,
             workers=erp.concurrency,
         ),
-        "billing": BillingWriter(
-            settings.billing_url,
-            api_key=settings.billing_api_key,
+        "billing": client_from_settings(
+            settings,
+            "billing",
+            writer=True,
             rate_limit=billing.rate_per_s,
             max_attempts=1,
             max_concurrency=billing.concurrency,
             workers=billing.concurrency,
         ),
-        "crm": CrmWriter(
-            settings.crm_url,
-            client_id=settings.crm_client_id,
-            client_secret=settings.crm_client_secret,
-            rate_limit=crm.rate_per_s,
-            max_attempts=1,
+        "crm": client_from_settings(
+            settings, "crm", writer=True, rate_limit=crm.rate_per_s, max_attempts=1
         ),
     }
     try:

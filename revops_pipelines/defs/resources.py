@@ -26,8 +26,8 @@ import duckdb
 import pydantic
 
 from revops_pipelines import duckdb_file
+from revops_pipelines.clients import client_from_settings
 from revops_pipelines.connectors.base import BaseClient
-from revops_pipelines.raw.extract import client_from_settings
 from revops_pipelines.settings import Settings, env_name, secret_fields
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import duckdb
 
+from revops_pipelines.clients import client_from_settings
 from revops_pipelines.connectors import billing, crm, erp
 from revops_pipelines.connectors.base import BaseClient, Change, Page, StreamSpec
 from revops_pipelines.raw import store
@@ -242,35 +243,6 @@ def extract_stream(
         ",".join(stats.unknown_fields) or "-",
     )
     return stats
-
-
-def client_from_settings(settings: Settings, system: str) -> BaseClient:
-    """A client for `system`, configured only from settings (credentials included)."""
-    common = {"max_attempts": settings.max_attempts, "workers": settings.extract_workers}
-    if system == "crm":
-        return crm.CrmClient(
-            settings.crm_url,
-            client_id=settings.crm_client_id,
-            client_secret=settings.crm_client_secret,
-            rate_limit=settings.crm_rate_limit,
-            **common,
-        )
-    if system == "billing":
-        return billing.BillingClient(
-            settings.billing_url,
-            api_key=settings.billing_api_key,
-            rate_limit=settings.billing_rate_limit,
-            **common,
-        )
-    if system == "erp":
-        return erp.ErpClient(
-            settings.erp_url,
-            token=settings.erp_token,
-            rate_limit=settings.erp_rate_limit,
-            max_concurrency=settings.erp_max_concurrency,
-            **common,
-        )
-    raise ValueError(f"unknown system {system!r}, use {sorted(STREAM_TABLES)}")
 
 
 def extract_streams(
