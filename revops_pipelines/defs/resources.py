@@ -94,7 +94,9 @@ RevopsSettings = pydantic.create_model(
 
 class DuckDBResource(dg.ConfigurableResource):
     """The analytical DuckDB file. Runs execute their steps in one process (`executor.py`);
-    a file held by another process is waited for up to `lock_timeout_s`."""
+    a file held by another process is waited for up to `lock_timeout_s`. Built from the
+    settings' `duckdb_path`, it is its own resource for the launchpad: a run writes another
+    file when `duckdb.path` is changed there."""
 
     path: str
     lock_timeout_s: float = Settings.duckdb_lock_timeout_s
