@@ -782,6 +782,10 @@ def build_app(store: StateStore, *, credentials: Credentials, faults: FaultSpec)
     """The billing API over `store`; `faults` are applied by the middleware that wraps it."""
     del faults  # the billing API has no system-specific faults (no expiring tokens)
     billing = BillingApp(store, credentials=credentials)
+    # Each list's order is built now, not on its first request: that runs in the event loop
+    # and would hold up every other request while a large collection is sorted.
+    for resource in RESOURCES.values():
+        billing._view(resource)
 
     def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
