@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,31 +169,44 @@ def extract_stream(
     bad: list[QuarantinedRecord] = []
 
     unidentified = False  # a quarantined record of this read had no id
+    # Batches are stored on a thread of their own, in order, one at a time: the next batch
+    # is read and checked while the last one is written (DuckDB works without the GIL).
+    storing = ThreadPoolExecutor(1, thread_name_prefix="store")
+    stored: Future[None] | None = None
 
-    def flush(*, cursor: dict[str, Any] | None = None, replaces: Any = None) -> None:
-        nonlocal unidentified
-        unidentified = unidentified or any(q.record_id is None for q in bad)
+    def write(batch: list[RawRow], quarantined: list[QuarantinedRecord], **options: Any) -> None:
         with writer:
             result = store.write_batch(
                 con,
                 key,
-                rows,
+                batch,
                 run_id=run_id,
                 api_version=client.api_version,
-                quarantined=bad,
-                replaces=replaces,
-                cursor=cursor,
+                quarantined=quarantined,
                 full_read=full_read,
-                # The cursor ends a read. A quarantined record without an id may be any stored
-                # one: then nothing is tombstoned.
-                end_full_read=full_read and cursor is not None and not unidentified,
+                **options,
             )
         stats.new += result.new
         stats.changed += result.changed
         stats.deleted += result.deleted
-        stats.quarantined += len(bad)
-        rows.clear()
-        bad.clear()
+        stats.quarantined += len(quarantined)
+
+    def flush(*, cursor: dict[str, Any] | None = None, replaces: Any = None) -> None:
+        nonlocal unidentified, stored, rows, bad
+        unidentified = unidentified or any(q.record_id is None for q in bad)
+        if stored is not None:
+            stored.result()  # the batch before failed: stop here, with its error
+        stored = storing.submit(
+            write,
+            rows,
+            bad,
+            replaces=replaces,
+            cursor=cursor,
+            # The cursor ends a read. A quarantined record without an id may be any stored
+            # one: then nothing is tombstoned.
+            end_full_read=full_read and cursor is not None and not unidentified,
+        )
+        rows, bad = [], []
 
     pages = (
         client.read(spec, cursor=cursor)
@@ -201,23 +214,28 @@ def extract_stream(
         else client.fetch_notified(spec, notified)
     )
     page: Page
-    for page in pages:
-        if stop is not None and stop.is_set():
-            raise Stopped(f"{key}: stopped before its end; the stored cursor is unchanged")
-        for change in page.changes:
-            stats.fetched += 1
-            checked = _check(change, spec, key=key, known=known, unknown=unknown)
-            (rows if isinstance(checked, RawRow) else bad).append(checked)
-        if page.replaces is not None:
-            # Quarantined children still count as present: never tombstone on bad data.
-            flush(replaces=None if bad else page.replaces)
-        if page.cursor is not None:
-            flush(cursor=page.cursor)
-            stats.cursor = page.cursor
-        elif len(rows) + len(bad) >= batch_size:
+    try:
+        for page in pages:
+            if stop is not None and stop.is_set():
+                raise Stopped(f"{key}: stopped before its end; the stored cursor is unchanged")
+            for change in page.changes:
+                stats.fetched += 1
+                checked = _check(change, spec, key=key, known=known, unknown=unknown)
+                (rows if isinstance(checked, RawRow) else bad).append(checked)
+            if page.replaces is not None:
+                # Quarantined children still count as present: never tombstone on bad data.
+                flush(replaces=None if bad else page.replaces)
+            if page.cursor is not None:
+                flush(cursor=page.cursor)
+                stats.cursor = page.cursor
+            elif len(rows) + len(bad) >= batch_size:
+                flush()
+        if rows or bad:
             flush()
-    if rows or bad:
-        flush()
+        if stored is not None:
+            stored.result()
+    finally:
+        storing.shutdown()  # a write under way ends before the stream does
 
     after = client.stats.snapshot() if isinstance(client, BaseClient) else {}
     for name in ("requests", "retries", "throttled"):
