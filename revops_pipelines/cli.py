@@ -159,9 +159,18 @@ def _run_change(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from revops_pipelines.demo import run_demo
+    from revops_pipelines.demo import DemoOptions, run_demo
 
-    return run_demo(customers=args.customers, months=args.months, seed=args.seed)
+    return run_demo(
+        DemoOptions(
+            state=args.state,
+            out=args.out,
+            dry_run=args.dry_run,
+            customers=args.customers,
+            months=args.months,
+            seed=args.seed,
+        )
+    )
 
 
 def _run_trace(args: argparse.Namespace) -> int:
@@ -399,9 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="generate a scenario, serve it, run the whole job, write the report"
+        "demo",
+        help="the whole loop through a real Dagster daemon: detect, correct, live changes "
+        "as webhooks, re-verify, report",
     )
-    demo.add_argument("--customers", type=int, default=200)
+    demo.add_argument(
+        "--state", type=Path, help="serve this state directory (SOURCES.md) instead of a new one"
+    )
+    demo.add_argument("--out", type=Path, help="where the report and exports go")
+    demo.add_argument("--dry-run", action="store_true", help="plan corrections, push nothing")
+    demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--months", type=int, default=12)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_run_demo)

@@ -20,6 +20,7 @@ from revops_pipelines.corrections.run import (
     push_actions,
     store_plan,
 )
+from revops_pipelines.defs.resources import SETTINGS
 from revops_pipelines.defs.schedules import (
     PLAN_KEY,
     PUSH_GATE,
@@ -32,6 +33,7 @@ GROUP = "corrections"
 PUSH_KEY = dg.AssetKey(["corrections", "push"])
 EXCEPTIONS_KEY = dg.AssetKey(["reconciliation", "drift_exceptions"])
 PLAN_TAG = "revops/plan_id"
+SENSOR_INTERVAL_S = SETTINGS.push_sensor_interval_s
 APPROVE_TAG = "revops/approve"
 
 
@@ -180,7 +182,7 @@ push_corrections = dg.define_asset_job(
 )
 
 
-@dg.sensor(job=push_corrections, minimum_interval_seconds=30)
+@dg.sensor(job=push_corrections, minimum_interval_seconds=SENSOR_INTERVAL_S)
 def new_correction_plan(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """One push run per new plan that has pending actions; the cursor is the event seen last."""
     records = context.instance.fetch_materializations(PLAN_KEY, limit=1).records
@@ -203,6 +205,7 @@ def new_correction_plan(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[push_corrections],
     request_job=reconcile_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
 )
 def reverify_after_push(context: dg.RunStatusSensorContext):
     """Re-reads what the push touched and reconciles again: corrected findings resolve."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,7 +67,9 @@ def write_event(
         return None
     path = event_path(landing_dir, source, event_id, received=received)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".incoming-", dir=path.parent)
+    # A random name opened exclusively: what mkstemp does, without its Python-side retries.
+    temp_name = str(path.parent / f".incoming-{secrets.token_hex(8)}")
+    handle = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(handle, "wb") as temp:
             temp.write(body)
