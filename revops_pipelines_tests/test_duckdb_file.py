@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from revops_pipelines.defs.resources import DuckDBResource
+from revops_pipelines.defs.resources import DuckDBFile
 from revops_pipelines.duckdb_file import DuckDBLockedError, connect
 
 HOLD = """
@@ -34,7 +34,7 @@ def test_a_held_file_is_waited_for_then_the_holder_is_named(tmp_path):
     holder = _hold(path, 30)
     try:
         started = time.monotonic()
-        resource = DuckDBResource(path=str(path), lock_timeout_s=1.0)
+        resource = DuckDBFile(path, lock_timeout_s=1.0)
         with pytest.raises(DuckDBLockedError) as raised, resource.connect(read_only=True):
             pass
         assert time.monotonic() - started >= 1.0

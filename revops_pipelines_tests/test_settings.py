@@ -4,7 +4,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from revops_pipelines.defs.resources import RevopsSettings
+from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.settings import Settings
 
 
@@ -31,18 +31,22 @@ def test_a_bad_value_names_its_variable():
         Settings.from_env({"REVOPS_EXTRACT_WORKERS": "many"})
 
 
-def test_the_resource_carries_every_setting_and_keeps_secrets_in_the_environment(monkeypatch):
+def test_the_resource_carries_every_setting_and_keeps_secrets_in_the_environment(
+    monkeypatch, tmp_path
+):
     monkeypatch.setenv("REVOPS_ERP_TOKEN", "token-from-the-environment")
     monkeypatch.setenv("REVOPS_CRM_RATE_LIMIT", "7")
     resource = RevopsSettings.from_env()
     seen = {}
 
-    @dg.asset
-    def probe(settings: RevopsSettings) -> None:
-        seen["run"] = settings.get()
+    @dg.asset(required_resource_keys={"settings", "duckdb"})
+    def probe(context: dg.AssetExecutionContext) -> None:
+        seen["run"] = context.resources.settings.get()
+        seen["duckdb"] = context.resources.duckdb.path
 
+    resources = build_resources(resource)
     job = dg.Definitions(
-        assets=[probe], resources={"settings": resource}
+        assets=[probe], resources=resources
     ).resolve_implicit_global_asset_job_def()
     shown = (
         job.run_config_schema.config_type.fields["resources"]
@@ -56,16 +60,18 @@ def test_the_resource_carries_every_setting_and_keeps_secrets_in_the_environment
     assert "token-from-the-environment" not in str(shown)
 
     with dg.DagsterInstance.ephemeral() as instance:
-        run = dg.materialize([probe], resources={"settings": resource}, instance=instance)
+        run = dg.materialize([probe], resources=resources, instance=instance)
         logged = [entry.user_message for entry in instance.all_logs(run.run_id)]
     assert run.success and seen["run"] == Settings.from_env()
     # The run's log names the values the run used, a secret masked.
     [line] = [m for m in logged if m.startswith("settings of this run")]
     assert "'erp_token': '***'" in line and "'crm_rate_limit': 7.0" in line
     assert "token-from-the-environment" not in line
-    # The launchpad starts from what it shows; a run's config changes a setting for that run.
-    changed = {"resources": {"settings": {"config": {**shown, "as_of": "2025-01-31"}}}}
-    assert dg.materialize([probe], resources={"settings": resource}, run_config=changed).success
-    assert (
-        seen["run"].as_of == "2025-01-31" and seen["run"].erp_token == "token-from-the-environment"
-    )
+    # The launchpad starts from what it shows; a run's config changes a setting for that run,
+    # the DuckDB file it writes included.
+    other = {**shown, "as_of": "2025-01-31", "duckdb_path": str(tmp_path / "other.duckdb")}
+    changed = {"resources": {"settings": {"config": other}}}
+    assert dg.materialize([probe], resources=resources, run_config=changed).success
+    assert seen["run"].as_of == "2025-01-31"
+    assert seen["run"].erp_token == "token-from-the-environment"
+    assert seen["duckdb"] == str(tmp_path / "other.duckdb")

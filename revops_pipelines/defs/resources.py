@@ -92,14 +92,13 @@ RevopsSettings = pydantic.create_model(
 )
 
 
-class DuckDBResource(dg.ConfigurableResource):
+class DuckDBFile:
     """The analytical DuckDB file. Runs execute their steps in one process (`executor.py`);
-    a file held by another process is waited for up to `lock_timeout_s`. Built from the
-    settings' `duckdb_path`, it is its own resource for the launchpad: a run writes another
-    file when `duckdb.path` is changed there."""
+    a file held by another process is waited for up to `lock_timeout_s`."""
 
-    path: str
-    lock_timeout_s: float = Settings.duckdb_lock_timeout_s
+    def __init__(self, path: Path | str, *, lock_timeout_s: float) -> None:
+        self.path = str(path)
+        self.lock_timeout_s = lock_timeout_s
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -111,14 +110,20 @@ class DuckDBResource(dg.ConfigurableResource):
             yield con
 
 
-def build_resources(settings: RevopsSettings) -> dict[str, dg.ConfigurableResource]:
-    """`settings` and the DuckDB file it names."""
-    return {
-        "settings": settings,
-        "duckdb": DuckDBResource(
-            path=settings.duckdb_path, lock_timeout_s=settings.duckdb_lock_timeout_s
-        ),
-    }
+# A function resource, because it reads the run's `settings` resource as configured for the
+# run: a path changed in the launchpad is the file the run writes.
+@dg.resource(
+    required_resource_keys={"settings"},
+    description="The DuckDB file the run's settings name (`duckdb_path`).",
+)
+def duckdb_resource(context: dg.InitResourceContext) -> DuckDBFile:
+    settings = context.resources.settings.get()
+    return DuckDBFile(settings.duckdb_path, lock_timeout_s=settings.duckdb_lock_timeout_s)
+
+
+def build_resources(settings: RevopsSettings) -> dict[str, Any]:
+    """`settings`, and the DuckDB file they name."""
+    return {"settings": settings, "duckdb": duckdb_resource}
 
 
 SETTINGS = RevopsSettings.from_env()
