@@ -218,6 +218,29 @@ def test_erp_rate_limit_answer_is_429(handwritten_state: Path) -> None:
         assert limited[0].json()["status"] == 429
 
 
+def test_latency_is_the_answer_time_with_the_apps_own_work_inside_it() -> None:
+    """An API's latency is its response time: an app that works 1 s behind a 1 s latency
+    answers after about 1 s, not 2 s."""
+
+    async def working(request: Request) -> Response:
+        await asyncio.sleep(1.0)
+        return JSONResponse({"done": True})
+
+    layer = FaultMiddleware(
+        Starlette(routes=[Route("/work", working)]),
+        system_errors=erp.ERRORS,
+        rate_limit=None,
+        faults=FaultSpec(latency_ms=1000),
+        seed=1,
+    )
+    with serve(layer) as url:
+        started = time.perf_counter()
+        answer = httpx.get(f"{url}/work", timeout=10)
+        elapsed = time.perf_counter() - started
+    assert answer.status_code == 200 and answer.json() == {"done": True}
+    assert 1.0 <= elapsed < 1.9
+
+
 def _after_answer_app() -> Starlette:
     """`/slow` answers after 0.5 s; `/quick` answers at once, then works 0.5 s more."""
 

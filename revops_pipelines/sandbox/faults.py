@@ -240,9 +240,26 @@ class FaultMiddleware:
                 await self.errors.rate_limited(wait)(scope, receive, send)
                 return
         self.served += 1
+        if self.faults.latency_ms <= 0:
+            await self._answer(scope, receive, send)
+            return
+        # The latency is the time an answer takes, the app's own work included, as a real
+        # API's response time is: the answer is held until then, not delayed after it.
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.faults.latency_ms / 1000.0
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                for part in held:
+                    await send(part)
+
+        await self._answer(scope, receive, hold)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         faults = self.faults
-        if faults.latency_ms > 0:
-            await asyncio.sleep(faults.latency_ms / 1000.0)
         if faults.error_rate > 0 and self._random.random() < faults.error_rate:
             status = self._random.choice((500, 503))
             await self._fail(status, scope, receive, send)
