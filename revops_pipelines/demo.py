@@ -174,10 +174,10 @@ def _demo(options: DemoOptions, begun: float) -> int:
         )
     with running_loop(options.out, push=not options.dry_run, clock=Clock(begun)) as loop:
         loop.materialize("materialize")
-        # Live changes as soon as the first corrections are out; the re-verification that
-        # follows the push and the landing-zone runs then take both in.
-        pushed = None if options.dry_run else (lambda: loop.watcher.finished("push_corrections"))
-        if not loop.settler.wait(until=pushed):
+        # Live changes as the first corrections go out: the landing-zone run for the push's
+        # webhooks takes the changes' webhooks in too, and the re-verification reads both.
+        pushing = None if options.dry_run else (lambda: loop.watcher.started("push_corrections"))
+        if not loop.settler.wait(until=pushing):
             return loop.failed()
         loop.clock.say("live changes in the sandbox:")
         changes = loop.change(*LIVE_CHANGES)
@@ -454,9 +454,12 @@ class RunWatcher:
                 self.steps[run.run_id] = len(events)
         return runs
 
-    def finished(self, job_name: str) -> bool:
-        """Whether a run of `job_name` made during the demo has ended."""
-        return any(r.job_name == job_name and r.is_finished for r in self.runs.values())
+    def started(self, job_name: str) -> bool:
+        """Whether a run of `job_name` made during the demo has started (or ended)."""
+        import dagster as dg
+
+        begun = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS)
+        return any(r.job_name == job_name and r.status in begun for r in self.runs.values())
 
 
 class Settler:

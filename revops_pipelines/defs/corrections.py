@@ -196,7 +196,12 @@ def new_correction_plan(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     requests = []
     if plan_id is not None and pending is not None and pending.value > 0:
         requests.append(
-            dg.RunRequest(run_key=str(plan_id.value), tags={PLAN_TAG: str(plan_id.value)})
+            dg.RunRequest(
+                run_key=str(plan_id.value),
+                # A push is short: it leaves the queue before waiting reconciliations, so a
+                # correction follows its finding without waiting for them.
+                tags={PLAN_TAG: str(plan_id.value), "dagster/priority": "10"},
+            )
         )
     return dg.SensorResult(run_requests=requests, cursor=str(event.storage_id))
 
