@@ -129,14 +129,16 @@ class DemoOptions:
 def run_demo(options: DemoOptions) -> int:
     """`revops demo`: the whole loop through a real daemon; stops everything it started."""
     begun = time.monotonic()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, _interrupt_once) for sig in stops}
     try:
         return _demo(options, begun)
     except KeyboardInterrupt:
         print("\nrevops demo: stopped; everything it started is stopped", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         print(f"revops demo: {time.monotonic() - begun:.0f} s", flush=True)
 
 
@@ -833,6 +835,14 @@ def _descendants(root: int) -> set[int]:
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """The first Ctrl-C or SIGTERM stops the demo; later ones are ignored, so they cannot cut
+    short the stopping of what it started."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
