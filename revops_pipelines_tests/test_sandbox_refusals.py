@@ -175,7 +175,6 @@ def test_an_unexpected_error_is_a_500_in_the_systems_shape_and_logged(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    store.collection = broken  # type: ignore[method-assign]
     apps = build_apps(
         store,
         credentials=Credentials(),
@@ -183,6 +182,8 @@ def test_an_unexpected_error_is_a_500_in_the_systems_shape_and_logged(
         rate_limits={},
         seed=1,
     )
+    # Broken once the apps are built (they read the store as they start), for every request.
+    store.collection = broken  # type: ignore[method-assign]
     server = SandboxServer(apps)
     urls = server.start()
     try:
