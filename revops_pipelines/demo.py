@@ -259,12 +259,16 @@ def running_loop(out: Path | None, *, push: bool, clock: Clock) -> Iterator[Loop
             sandbox_systems(settings.sandbox_state_dir, deliver_to=receiver.url)
         )
         settings = Settings.from_env()
-        daemon_log = home / "daemon.log"
-        stack.enter_context(running_daemon(home, daemon_log))
-        clock.say(f"dagster-daemon started on {home} (log {daemon_log})")
+        # The instance's storage is created here, before the daemon opens it: two processes
+        # creating the same SQLite tables at once would fail one of them.
         instance = stack.enter_context(dg.DagsterInstance.get())
+        instance.get_runs(limit=1)
+        instance.fetch_materializations(dg.AssetKey("revops_demo"), limit=1)
         sensors = SENSORS if push else ("landing_zone_sensor",)
         start_sensors(instance, sensors)
+        daemon_log = home / "daemon.log"
+        daemon = stack.enter_context(running_daemon(home, daemon_log))
+        clock.say(f"dagster-daemon started on {home} (log {daemon_log})")
         clock.say(f"sensors running: {', '.join(sensors)}")
         watcher = RunWatcher(instance, clock)
         yield Loop(
@@ -273,7 +277,7 @@ def running_loop(out: Path | None, *, push: bool, clock: Clock) -> Iterator[Loop
             receiver=receiver,
             instance=instance,
             watcher=watcher,
-            settler=Settler(instance, watcher, settings.landing_dir, push=push),
+            settler=Settler(instance, watcher, settings.landing_dir, push=push, daemon=daemon),
             clock=clock,
             daemon_log=daemon_log,
         )
@@ -469,11 +473,20 @@ class Settler:
     event taken by the landing sensor, and the newest correction plan pushed and re-verified
     (when pushing)."""
 
-    def __init__(self, instance, watcher: RunWatcher, landing_dir: Path, *, push: bool) -> None:
+    def __init__(
+        self,
+        instance,
+        watcher: RunWatcher,
+        landing_dir: Path,
+        *,
+        push: bool,
+        daemon: subprocess.Popen | None = None,
+    ) -> None:
         self.instance = instance
         self.watcher = watcher
         self.landing_dir = landing_dir
         self.push = push
+        self.daemon = daemon
 
     def busy(self) -> str | None:
         import dagster as dg
@@ -524,6 +537,9 @@ class Settler:
         while time.monotonic() < deadline:
             idle = self.busy() is None
             if self.watcher.failed:
+                return False
+            if self.daemon is not None and self.daemon.poll() is not None:
+                print(f"dagster-daemon ended (exit {self.daemon.returncode})", file=sys.stderr)
                 return False
             if until is not None and until():
                 return True
