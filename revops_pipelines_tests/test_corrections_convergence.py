@@ -22,21 +22,31 @@ from revops_pipelines.corrections.policy import default_path
 from revops_pipelines.sandbox.serve import running_sandbox
 from revops_pipelines.sandbox.state import StateStore
 
+# The whole pipeline once, in its own process on the sandbox, and nothing else: the demo
+# would also push, and make live changes that add findings of their own.
+RECONCILE = """
+import sys
+import dagster as dg
+from revops_pipelines.demo import ensure_local_dagster_home, ensure_scenario, sandbox_systems
+from revops_pipelines.settings import Settings
 
-def _demo(data_dir: Path) -> None:
+settings = Settings.from_env()
+ensure_scenario(settings.sandbox_state_dir, customers=60, months=3, seed=7)
+ensure_local_dagster_home(settings.data_dir)
+with sandbox_systems(settings.sandbox_state_dir):
+    from revops_pipelines.definitions import definitions
+
+    job = definitions().get_job_def("reconcile_job")
+    with dg.DagsterInstance.get() as instance:
+        sys.exit(0 if job.execute_in_process(instance=instance).success else 1)
+"""
+
+
+def _reconcile(data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVOPS_")}
     env |= {"REVOPS_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(data_dir / "dagster_home")}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "revops_pipelines.cli",
-            "demo",
-            "--customers",
-            "60",
-            "--months",
-            "3",
-        ],
+        [sys.executable, "-c", RECONCILE],
         env=env,
         capture_output=True,
         text=True,
@@ -74,7 +84,7 @@ def _erp_duplicates(state: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def converged(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("converge") / "data"
-    _demo(data_dir)
+    _reconcile(data_dir)
     snapshot = data_dir.parent / "before_push.duckdb"
     shutil.copy(data_dir / "revops.duckdb", snapshot)
     before = _open(data_dir)
@@ -115,7 +125,7 @@ def converged(tmp_path_factory):
         held = dict(
             con.execute("SELECT exception_id, reason FROM corrections.held_findings").fetchall()
         )
-    _demo(data_dir)
+    _reconcile(data_dir)
     return {
         "data_dir": data_dir,
         "before": before,
