@@ -293,26 +293,26 @@ def _kpis(
             + ".",
         },
     ]
-    accuracy = metrics.get(("invoice_accuracy", "share"))
-    if accuracy is not None:
-        kpis.append(
-            {
-                "name": "Invoice accuracy",
-                "value": f"{accuracy * 100:.2f} %",
-                "definition": "Finalized billing invoices with no invoice, payment or "
-                "customer finding in this run, as a share of all finalized invoices.",
-            }
-        )
-    p50 = metrics.get(("quote_to_cash_days", "p50"))
-    if p50 is not None:
-        kpis.append(
-            {
-                "name": "Quote to cash (median)",
-                "value": f"{p50:.1f} d",
-                "definition": "Days from the won opportunity to its first applied payment, "
-                "over the lifecycles that reached both.",
-            }
-        )
+    # From this run's metrics, shown when the run has them.
+    for metric, name, shown, definition in (
+        (
+            ("invoice_accuracy", "share"),
+            "Invoice accuracy",
+            lambda share: f"{share * 100:.2f} %",
+            "Finalized billing invoices with no invoice, payment or customer finding in this "
+            "run, as a share of all finalized invoices.",
+        ),
+        (
+            ("quote_to_cash_days", "p50"),
+            "Quote to cash (median)",
+            lambda days: f"{days:.1f} d",
+            "Days from the won opportunity to its first applied payment, over the lifecycles "
+            "that reached both.",
+        ),
+    ):
+        value = metrics.get(metric)
+        if value is not None:
+            kpis.append({"name": name, "value": shown(value), "definition": definition})
     kpis.append(
         {
             "name": "Resolved so far",
