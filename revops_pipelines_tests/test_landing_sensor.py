@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,13 +69,29 @@ def defs() -> dg.Definitions:
     return definitions()
 
 
-def evaluate(sensor, defs, cursor: str | None, landing_dir: Path) -> dg.SensorResult:
+def evaluate(
+    sensor, defs, cursor: str | None, landing_dir: Path, *, runs: Sequence[dg.DagsterRun] = ()
+) -> dg.SensorResult:
     settings = RevopsSettings.of(Settings(landing_dir=landing_dir))
     with dg.DagsterInstance.ephemeral() as instance:
+        for run in runs:
+            instance.add_run(run)
         context = dg.build_sensor_context(
             cursor=cursor, instance=instance, definitions=defs, resources={"settings": settings}
         )
         return sensor(context)
+
+
+def test_events_wait_while_a_push_runs_and_are_read_after_it(tmp_path, defs):
+    land(tmp_path, "crm", "msg_0", crm_event("006X0"), mtime_s=NOW.timestamp())
+    sensor = build_landing_sensor()
+    pushing = dg.DagsterRun(job_name="push_corrections", status=dg.DagsterRunStatus.STARTED)
+    waiting = evaluate(sensor, defs, None, tmp_path, runs=[pushing])
+    assert waiting.run_requests == [] and waiting.cursor is None
+    assert "push_corrections" in waiting.skip_reason.skip_message
+    pushed = dg.DagsterRun(job_name="push_corrections", status=dg.DagsterRunStatus.SUCCESS)
+    after = evaluate(sensor, defs, waiting.cursor, tmp_path, runs=[pushed])
+    assert len(after.run_requests) == 1 and after.cursor is not None
 
 
 def test_pending_events_cursor_only_moves_by_what_was_returned(tmp_path):

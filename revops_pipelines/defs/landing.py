@@ -23,6 +23,14 @@ from revops_pipelines.settings import Settings
 
 MAX_BATCH_FILES = 500
 BATCH_TAG = "revops/landing_batch"
+PUSH_JOB = "push_corrections"
+IN_PROGRESS = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh_job",
@@ -77,6 +85,14 @@ def build_landing_sensor(
     def landing_zone_sensor(
         context: dg.SensorEvaluationContext, settings: RevopsSettings
     ) -> dg.SensorResult:
+        # A reconciliation between a customer's upsert and its invoices' would report the
+        # invoices missing: while a push runs, its webhooks (and any others) wait for it.
+        if context.instance.get_runs(
+            dg.RunsFilter(job_name=PUSH_JOB, statuses=IN_PROGRESS), limit=1
+        ):
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(f"{PUSH_JOB} is running; its events are read after it")
+            )
         cursor = json.loads(context.cursor) if context.cursor else None
         new, next_cursor = pending_events(settings.get().landing_dir, cursor)
         graph = context.repository_def.asset_graph if context.repository_def else None
