@@ -819,20 +819,20 @@ def stop_process_group(process: subprocess.Popen, *, grace_s: float = STOP_GRACE
     killed: the group, and by id any descendant that left the group, so no webserver,
     daemon, code server or run outlives the command.
     """
-    descendants = _descendants(process.pid)
+    started = descendants(process.pid)
     _signal_group(process.pid, signal.SIGINT)
     with suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace_s)
-    descendants |= _descendants(process.pid)
+    started |= descendants(process.pid)
     _signal_group(process.pid, signal.SIGKILL)
-    for pid in descendants:
+    for pid in started:
         with suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     process.wait()
 
 
-def _descendants(root: int) -> set[int]:
-    """Every process below `root` (Linux's /proc; none elsewhere)."""
+def descendants(root: int) -> set[int]:
+    """Every process below `root`, zombies included (Linux's /proc; none elsewhere)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from revops_pipelines.demo import descendants
 from revops_pipelines.sandbox.generate import generate_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,30 +24,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _live_descendants(root: int) -> set[int]:
-    """Processes below `root` that are not dead (zombies count as dead)."""
-    children: dict[int, list[int]] = {}
-    state: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after its closing bracket.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state[int(entry.name)] = fields[0]
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return {pid for pid in found if state.get(pid) != "Z"}
 
 
 def _alive(pids: set[int]) -> set[int]:
@@ -92,7 +69,7 @@ def test_sigterm_stops_every_process_dev_started(tmp_path: Path) -> None:
             raise AssertionError("the UI did not answer: " + (tmp_path / "dev.log").read_text())
         # The webserver answers before the daemon and code server are all up; give them a moment.
         time.sleep(3)
-        started = _live_descendants(dev.pid)
+        started = _alive(descendants(dev.pid))
         assert len(started) >= 3, started  # dagster dev, its webserver and daemon at least
 
         dev.send_signal(signal.SIGTERM)
@@ -104,7 +81,7 @@ def test_sigterm_stops_every_process_dev_started(tmp_path: Path) -> None:
         assert _alive(started) == set()
     finally:
         # Whatever a failed test leaves running is ended here, by id.
-        leftovers = started | (_live_descendants(dev.pid) if dev.poll() is None else set())
+        leftovers = started | (_alive(descendants(dev.pid)) if dev.poll() is None else set())
         if dev.poll() is None:
             dev.kill()
             dev.wait()
