@@ -276,6 +276,10 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
                 break
         else:
             raise AssertionError("the demo ended before its daemon ran")
+        # A process in the middle of its exec shows no environment yet: give it a moment.
+        begun = time.monotonic()
+        while not _processes_of(data_dir) - {demo.pid} and time.monotonic() - begun < 10:
+            time.sleep(0.2)
         assert _processes_of(data_dir) - {demo.pid}, "no daemon was started"
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=20)
