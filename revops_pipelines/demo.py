@@ -2,9 +2,9 @@
 
 The demo runs the whole loop as production would: the sandbox plays the three systems and
 delivers every change as a signed webhook to the receiver; a real `dagster-daemon` on the
-local instance fires the sensors (landing zone, new correction plan, re-verify after a
-push) and launches the runs; the demo only submits the first run, makes a few live changes
-and reads what happened.
+local instance fires the sensors (the landing zone, which also re-verifies each push, and
+the new correction plan) and launches the runs; the demo only submits the first run, makes
+a few live changes and reads what happened.
 
 A scenario is generated once into the sandbox state folder; later runs reuse it (and the
 corrections earlier runs pushed into it), so an exception keeps its id and first detection
@@ -35,8 +35,7 @@ DEMO_SENSOR_INTERVAL_S = 2
 SETTLE_TIMEOUT_S = 900.0
 # What the demo changes in the systems while everything runs, in this order.
 LIVE_CHANGES = ("win-opportunity", "new-invoice", "pay-invoice", "drift-erp-invoice")
-SENSORS = ("landing_zone_sensor", "new_correction_plan", "reverify_after_push")
-PUSH_SENSORS = ("new_correction_plan", "reverify_after_push")
+SENSORS = ("landing_zone_sensor", "new_correction_plan")
 
 LOCAL_INSTANCE_YAML = """\
 # Local Dagster instance for the demo and `make dev`: runs and events on disk here.
@@ -377,14 +376,14 @@ def start_sensors(instance, names: tuple[str, ...]) -> None:
             if not stored.is_running:
                 instance.update_instigator_state(stored.with_status(InstigatorStatus.RUNNING))
             continue
-        kind = SensorType.RUN_STATUS if name == "reverify_after_push" else SensorType.STANDARD
         instance.add_instigator_state(
             InstigatorState(
                 origin,
                 InstigatorType.SENSOR,
                 InstigatorStatus.RUNNING,
                 SensorInstigatorData(
-                    last_sensor_start_timestamp=get_current_timestamp(), sensor_type=kind
+                    last_sensor_start_timestamp=get_current_timestamp(),
+                    sensor_type=SensorType.STANDARD,
                 ),
             )
         )
@@ -501,7 +500,8 @@ class Settler:
             return "landed events"
         if not self.push:
             return None
-        from revops_pipelines.defs.corrections import PLAN_KEY, PLAN_TAG
+        from revops_pipelines.defs.corrections import PLAN_KEY, PLAN_TAG, PUSH_KEY
+        from revops_pipelines.defs.landing import PUSH_CURSOR
 
         records = self.instance.fetch_materializations(PLAN_KEY, limit=1).records
         if not records:
@@ -516,12 +516,11 @@ class Settler:
         )
         if not pushes or not all(r.is_finished for r in pushes):
             return "push"
-        if all(r.status != dg.DagsterRunStatus.SUCCESS for r in pushes):
-            return None
-        reverified = self.instance.get_runs(
-            filters=dg.RunsFilter(tags={"revops/reverify_plan": plan_id})
-        )
-        return None if reverified and all(r.is_finished for r in reverified) else "re-verify"
+        # The landing sensor re-verifies a push in its next refresh run (already finished,
+        # since no run is in progress) once its cursor is past the push.
+        pushed = self.instance.fetch_materializations(PUSH_KEY, limit=1).records
+        seen = int(json.loads(cursor or "{}").get(PUSH_CURSOR) or 0)
+        return "re-verify" if pushed and pushed[0].storage_id > seen else None
 
     def wait(
         self,

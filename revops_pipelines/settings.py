@@ -70,7 +70,7 @@ class Settings:
     erp_webhook_secret: Secret = "whsec_cmV2b3BzLXNhbmRib3gtZXJwLXdlYmhvb2tzLWtleSE="
     webhook_body_limit: int = 1024 * 1024
     landing_sensor_interval_s: int = 30
-    # The push sensor's and the re-verify sensor's interval (the demo sets a few seconds).
+    # The push sensor's interval (the demo sets a few seconds).
     push_sensor_interval_s: int = 30
 
     crm_rate_limit: float = 50.0

@@ -1,6 +1,6 @@
 """The corrections chain in Dagster on a test instance: the reconciliation plans, the sensor
 launches one push per plan, the blocking cap check stops the push until approved (by the CLI
-or the run tag), and a successful push asks for the re-verifying reconciliation."""
+or the run tag), and the landing-zone sensor re-reads what a successful push wrote."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from revops_pipelines.defs.corrections import (
     plan_within_blast_radius,
     push,
     push_corrections,
-    reverify_after_push,
 )
+from revops_pipelines.defs.landing import REVERIFY_TAG, build_landing_sensor
 from revops_pipelines.defs.reconciliation import drift_exceptions
 from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.defs.schedules import PUSH_GATE, reconcile_job
@@ -67,7 +67,7 @@ def _definitions(settings: Settings) -> dg.Definitions:
         assets=[drift_exceptions, correction_plan, push],
         asset_checks=[plan_within_blast_radius],
         jobs=[reconcile_job, push_corrections],
-        sensors=[new_correction_plan, reverify_after_push],
+        sensors=[new_correction_plan],
         resources=build_resources(RevopsSettings.of(settings)),
     )
 
@@ -154,19 +154,24 @@ def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path):
     assert tagged.success and _gate(tagged).passed
     assert external_id_counts(state)["invoice"]["in_I"] == 1
 
-    # A push that succeeded asks for the reconciliation again, once per plan.
-    success = instance.get_records_for_run(
-        pushed.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS
-    ).records[0]
-    reverify = reverify_after_push(
-        dg.build_run_status_sensor_context(
-            sensor_name="reverify_after_push",
-            dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(pushed.run_id),
-            dagster_event=success.event_log_entry.dagster_event,
-        )
+    # The landing-zone sensor re-reads, by their change cursors, the streams the pushes wrote
+    # (the ERP's invoices and payments, with the transaction lines), once: the refused run
+    # materialized nothing, and the cursor moves past the pushes.
+    landing = build_landing_sensor()
+    resources = {"settings": RevopsSettings.of(settings)}
+    first = landing(dg.build_sensor_context(instance=instance, resources=resources))
+    [reverify] = first.run_requests
+    assert reverify.tags[REVERIFY_TAG] == plan_id
+    assert {key.path[1] for key in reverify.asset_selection} == {
+        "erp_customer_payment",
+        "erp_invoice",
+        "erp_previous_transaction_link",
+        "erp_transaction_line",
+    }
+    assert reverify.run_config["ops"]["extract"]["config"]["notified_files"] == {}
+    again = landing(
+        dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor)
     )
-    assert reverify.run_key == f"reverify-{plan_id}"
-    assert reverify_after_push.job_name == "reconcile_job"
+    assert not again.run_requests
     nodes = set(defs.resolve_job_def("reconcile_job").graph.node_names())
     assert nodes == {"reconciliation__drift_exceptions", "corrections__correction_plan"}, nodes

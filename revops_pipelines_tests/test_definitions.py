@@ -121,7 +121,7 @@ def test_jobs_schedules_and_resources(defs):
     assert schedules["hourly_reconciliation"].cron_schedule == "0 * * * *"
     assert schedules["nightly_reconciliation"].job_name == "full_refresh_job"
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"landing_zone_sensor", "new_correction_plan", "reverify_after_push"}
+    assert set(sensors) == {"landing_zone_sensor", "new_correction_plan"}
     assert sensors["landing_zone_sensor"].job_name == "landing_refresh_job"
     assert set(defs.resources) == {"settings", "duckdb"}
 
@@ -182,7 +182,7 @@ def test_corrections_plan_push_and_reverify(defs):
     # Only its own job pushes corrections.
     pushing = {name for name, job in jobs.items() if "corrections__push" in job.graph.node_names()}
     assert pushing - {"__ASSET_JOB"} == {"push_corrections"}
-    assert {"new_correction_plan", "reverify_after_push"} <= {s.name for s in defs.sensors}
+    assert {"new_correction_plan", "landing_zone_sensor"} <= {s.name for s in defs.sensors}
 
 
 def test_a_new_plan_with_pending_actions_launches_one_push(defs):

@@ -19,6 +19,8 @@ import pytest
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+from revops_pipelines.defs.corrections import PLAN_TAG
+from revops_pipelines.defs.landing import REVERIFY_TAG
 from revops_pipelines.demo import summarize_exceptions
 from revops_pipelines.reconciliation.run import now_for
 from revops_pipelines.sandbox.generate import generate_state
@@ -212,7 +214,18 @@ def test_the_runs_were_launched_by_the_daemon_under_their_jobs_in_the_workspace(
     runs = instance.get_runs()
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     by_sensor = {r.tags.get("dagster/sensor_name") for r in runs}
-    assert {"new_correction_plan", "reverify_after_push", "landing_zone_sensor"} <= by_sensor
+    assert {"new_correction_plan", "landing_zone_sensor"} <= by_sensor
+    # Every successful push was re-verified by a landing-zone refresh that began after it.
+    reverified = [r for r in runs if REVERIFY_TAG in r.tags]
+    for push in (r for r in runs if r.job_name == "push_corrections"):
+        later = [
+            r
+            for r in reverified
+            if push.tags[PLAN_TAG] in r.tags[REVERIFY_TAG].split(",")
+            and instance.get_run_record_by_id(r.run_id).create_timestamp
+            > instance.get_run_record_by_id(push.run_id).create_timestamp
+        ]
+        assert later, push.run_id
     [location] = WorkspaceFileTarget(paths=[str(REPO / "workspace.yaml")]).create_origins()
     for run in runs:
         repository = run.remote_job_origin.repository_origin
@@ -221,7 +234,9 @@ def test_the_runs_were_launched_by_the_daemon_under_their_jobs_in_the_workspace(
     # The UI lists a job's runs by this label, and re-executes against this snapshot.
     label = {REPOSITORY_LABEL_TAG: "__repository__@revops_pipelines"}
     reconciles = instance.get_runs(filters=dg.RunsFilter(job_name="reconcile_job", tags=label))
-    assert len(reconciles) >= 2
+    assert reconciles
+    refreshes = dg.RunsFilter(job_name="landing_refresh_job", tags=label)
+    assert len(instance.get_runs(filters=refreshes)) >= 2
     assert {r.job_snapshot_id for r in reconciles} == {_snapshot_id_as_dev_loads_it(data_dir)}
 
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from revops_pipelines.definitions import definitions
-from revops_pipelines.defs.landing import build_landing_sensor
+from revops_pipelines.defs.corrections import PLAN_TAG, PUSH_KEY, WROTE_STREAMS
+from revops_pipelines.defs.landing import BATCH_TAG, REVERIFY_TAG, build_landing_sensor
 from revops_pipelines.defs.resources import RevopsSettings, build_resources
 from revops_pipelines.landing_zone.files import list_events, write_event
 from revops_pipelines.landing_zone.notices import pending_events, read_notice
@@ -92,6 +93,94 @@ def test_events_wait_while_a_push_runs_and_are_read_after_it(tmp_path, defs):
     pushed = dg.DagsterRun(job_name="push_corrections", status=dg.DagsterRunStatus.SUCCESS)
     after = evaluate(sensor, defs, waiting.cursor, tmp_path, runs=[pushed])
     assert len(after.run_requests) == 1 and after.cursor is not None
+
+
+def test_events_wait_for_the_push_of_a_new_plan_for_a_while(tmp_path, defs):
+    land(tmp_path, "crm", "msg_0", crm_event("006X0"), mtime_s=NOW.timestamp())
+    settings = RevopsSettings.of(Settings(landing_dir=tmp_path))
+    plan = dg.AssetKey(["corrections", "correction_plan"])
+
+    def look(sensor, instance) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=instance, definitions=defs, resources={"settings": settings}
+        )
+        return sensor(context)
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(plan, metadata={"plan_id": "p1", "pending": 2})
+        )
+        waiting = look(build_landing_sensor(push_wait_s=60), instance)
+        assert waiting.run_requests == [] and "push" in waiting.skip_reason.skip_message
+        # Not for ever: a plan older than the wait (its push sensor may be stopped) holds
+        # nothing back, and neither does one whose push has been launched.
+        assert len(look(build_landing_sensor(push_wait_s=0), instance).run_requests) == 1
+        failed = dg.DagsterRunStatus.FAILURE  # e.g. over the cap
+        instance.add_run(
+            dg.DagsterRun(job_name="push_corrections", tags={PLAN_TAG: "p1"}, status=failed)
+        )
+        assert len(look(build_landing_sensor(push_wait_s=60), instance).run_requests) == 1
+
+
+def test_a_push_is_re_verified_in_the_same_run_as_the_webhooks_it_caused(tmp_path, defs):
+    """The streams a push wrote are read by their change cursors in the refresh that takes
+    in the landed events; streams only the events name are fetched by what they name."""
+    base = NOW.timestamp()
+    land(tmp_path, "erp", "msg_inv", crm_event("5678", "invoice"), mtime_s=base)
+    land(tmp_path, "crm", "msg_opp", crm_event("006X0"), mtime_s=base + 1)
+    sensor = build_landing_sensor()
+    settings = RevopsSettings.of(Settings(landing_dir=tmp_path))
+    with dg.DagsterInstance.ephemeral() as instance:
+
+        def look(cursor: str | None) -> dg.SensorResult:
+            return sensor(
+                dg.build_sensor_context(
+                    cursor=cursor,
+                    instance=instance,
+                    definitions=defs,
+                    resources={"settings": settings},
+                )
+            )
+
+        for plan_id in ("plan_a", "plan_b"):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    PUSH_KEY,
+                    metadata={
+                        "plan_id": plan_id,
+                        WROTE_STREAMS: ["erp_invoice", "billing_customer"],
+                    },
+                )
+            )
+        first = look(None)
+        [request] = first.run_requests
+        assert request.tags[REVERIFY_TAG] == "plan_a,plan_b"
+        notified = request.run_config["ops"]["extract"]["config"]["notified_files"]
+        # The ERP invoice's stream is read by its cursor (it takes in the event); its lines,
+        # which have no change column, and the CRM opportunity by what the events name.
+        assert set(notified) == {
+            "crm_opportunity",
+            "erp_previous_transaction_link",
+            "erp_transaction_line",
+        }
+        selected = {key.to_user_string() for key in request.asset_selection}
+        assert {"raw/erp_invoice", "raw/billing_customer", "raw/crm_opportunity"} <= selected
+        assert "raw/billing_invoice" not in selected
+
+        # Nothing twice; a later push alone is re-verified alone.
+        assert look(first.cursor).run_requests == []
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                PUSH_KEY, metadata={"plan_id": "plan_c", WROTE_STREAMS: ["crm_account"]}
+            )
+        )
+        later = look(first.cursor)
+        [alone] = later.run_requests
+        assert alone.tags[REVERIFY_TAG] == "plan_c" and BATCH_TAG not in alone.tags
+        assert alone.run_config["ops"]["extract"]["config"]["notified_files"] == {}
+        assert "raw/crm_account" in {key.to_user_string() for key in alone.asset_selection}
+        assert alone.run_key != request.run_key
+        assert look(later.cursor).run_requests == []
 
 
 def test_pending_events_cursor_only_moves_by_what_was_returned(tmp_path):

@@ -3,9 +3,10 @@
 The plan is an asset built after reconciliation. Its blast-radius check runs in the push job,
 ahead of the push, and blocks it: a plan over the cap stops the push until a person approves
 it, while the reconciliation that made the plan reads as the success it was. A sensor
-launches `push_corrections` once per new plan with pending actions (run key = plan id); when
-a push succeeds, a second sensor runs the reconciliation again, which re-reads the touched
-records, so the UI shows the chain plan → push → re-verify.
+launches `push_corrections` once per new plan with pending actions (run key = plan id). The
+push names the raw streams it wrote in its metadata; the landing-zone sensor re-reads them
+in its next refresh run, together with the webhooks the push caused, so the UI shows the
+chain plan → push → re-verify and one run re-verifies both.
 """
 
 import dagster as dg
@@ -21,13 +22,9 @@ from revops_pipelines.corrections.run import (
     store_plan,
 )
 from revops_pipelines.defs.resources import SETTINGS
-from revops_pipelines.defs.schedules import (
-    PLAN_KEY,
-    PUSH_GATE,
-    WRITES_TO_SOURCES,
-    reconcile_job,
-)
+from revops_pipelines.defs.schedules import PLAN_KEY, PUSH_GATE, WRITES_TO_SOURCES
 from revops_pipelines.ledger import Ledger
+from revops_pipelines.raw.refresh import streams_written
 
 GROUP = "corrections"
 PUSH_KEY = dg.AssetKey(["corrections", "push"])
@@ -35,6 +32,8 @@ EXCEPTIONS_KEY = dg.AssetKey(["reconciliation", "drift_exceptions"])
 PLAN_TAG = "revops/plan_id"
 SENSOR_INTERVAL_S = SETTINGS.push_sensor_interval_s
 APPROVE_TAG = "revops/approve"
+# The push's metadata entry naming the raw streams it wrote, for the re-verifying refresh.
+WROTE_STREAMS = "wrote_streams"
 
 
 @dg.asset(
@@ -157,9 +156,15 @@ def push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     context.log.info(summary.line())
     if not summary.complete:
         context.log.warning("some corrections are left for a later push or for review")
+    wrote = streams_written(
+        (a["target"], a["record_type"])
+        for a in actions
+        if summary.by_target.get(a["target"], {}).get("applied")
+    )
     return dg.MaterializeResult(
         metadata={
             "plan_id": dg.MetadataValue.text(plan_id),
+            WROTE_STREAMS: dg.MetadataValue.json(wrote),
             **{name: dg.MetadataValue.int(count) for name, count in summary.counts.items()},
             "by_target": dg.MetadataValue.json(
                 {target: dict(counts) for target, counts in summary.by_target.items()}
@@ -204,15 +209,3 @@ def new_correction_plan(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             )
         )
     return dg.SensorResult(run_requests=requests, cursor=str(event.storage_id))
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[push_corrections],
-    request_job=reconcile_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-)
-def reverify_after_push(context: dg.RunStatusSensorContext):
-    """Re-reads what the push touched and reconciles again: corrected findings resolve."""
-    plan_id = context.dagster_run.tags.get(PLAN_TAG, context.dagster_run.run_id)
-    return dg.RunRequest(run_key=f"reverify-{plan_id}", tags={"revops/reverify_plan": plan_id})

@@ -7,6 +7,7 @@ out-of-order event can only make the reader fetch the current state once more.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,19 @@ from revops_pipelines.raw import store
 from revops_pipelines.raw.extract import STREAM_TABLES, stream_key
 
 
-def _names(system: str, spec: StreamSpec, notice: Notice) -> bool:
+def _names(system: str, spec: StreamSpec, record_type: str) -> bool:
     if system == "billing":
-        return spec.options.get("object") == notice.object
+        return spec.options.get("object") == record_type
     if system == "crm":
-        return spec.source == notice.object
-    return notice.object == spec.options.get("record_type", spec.source)
+        return spec.source == record_type
+    return record_type == spec.options.get("record_type", spec.source)
 
 
-def _streams(notice: Notice) -> list[StreamSpec]:
-    specs = STREAM_TABLES[notice.source][0]
-    named = [spec for spec in specs.values() if _names(notice.source, spec, notice)]
-    if notice.source == "erp" and any(spec.source == "transaction" for spec in named):
+def _streams(system: str, record_type: str) -> list[StreamSpec]:
+    """The streams holding records of `record_type` (Stripe object, sObject, ERP record type)."""
+    specs = STREAM_TABLES[system][0]
+    named = [spec for spec in specs.values() if _names(system, spec, record_type)]
+    if system == "erp" and any(spec.source == "transaction" for spec in named):
         # A transaction's lines and links have no change column: re-read them with it.
         named += [spec for spec in specs.values() if "parent_fields" in spec.options]
     return named
@@ -41,9 +43,21 @@ def streams_named(notices: list[Notice]) -> dict[str, list[Notice]]:
     """Raw stream key → the notices that name one of its records."""
     by_stream: dict[str, list[Notice]] = defaultdict(list)
     for notice in notices:
-        for spec in _streams(notice):
+        for spec in _streams(notice.source, notice.object):
             by_stream[stream_key(notice.source, spec.name)].append(notice)
     return dict(by_stream)
+
+
+def streams_written(writes: Iterable[tuple[str, str]]) -> list[str]:
+    """Raw stream keys that hold the (system, record type) pairs a push wrote."""
+    return sorted(
+        {
+            stream_key(system, spec.name)
+            for system, record_type in writes
+            if system in STREAM_TABLES
+            for spec in _streams(system, record_type)
+        }
+    )
 
 
 def notified_for(system: str, notices: list[Notice]) -> list[Any]:
