@@ -118,12 +118,15 @@ def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path):
 
     # The sensor asks for one push of this plan; its cursor moves only through its result.
     sensor = defs.get_sensor_def("new_correction_plan")
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    resources = {"settings": RevopsSettings.of(settings)}
+    context = dg.build_sensor_context(instance=instance, resources=resources)
     first = sensor(context)
     [request] = first.run_requests
     assert request.run_key == plan_id and request.tags[PLAN_TAG] == plan_id
     assert first.cursor and context.cursor is None
-    again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    again = sensor(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+    )
     assert not again.run_requests
 
     # Over the cap and not approved: the check fails and the push does not start.
@@ -135,8 +138,13 @@ def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path):
     assert refused.asset_materializations_for_node("corrections__push") == []
     assert not journal_writes(state)
 
-    # Approved by the CLI: the same run goes through and the push writes each record once.
+    # Approved by the CLI: the sensor asks once more for the plan's push (a new run key,
+    # which Dagster launches once), and that run goes through, writing each record once.
     assert cli.main(["corrections", "approve", plan_id, "--by", "test"]) == 0
+    [relaunch] = sensor(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+    ).run_requests
+    assert relaunch.run_key == f"{plan_id}-approved" and relaunch.tags[PLAN_TAG] == plan_id
     pushed = job.execute_in_process(instance=instance, tags=request.tags)
     assert pushed.success and _gate(pushed).passed
     [done] = pushed.asset_materializations_for_node("corrections__push")
@@ -158,7 +166,6 @@ def test_plan_sensor_blocking_cap_check_approval_and_reverify(chain, tmp_path):
     # (the ERP's invoices and payments, with the transaction lines), once: the refused run
     # materialized nothing, and the cursor moves past the pushes.
     landing = build_landing_sensor()
-    resources = {"settings": RevopsSettings.of(settings)}
     first = landing(dg.build_sensor_context(instance=instance, resources=resources))
     [reverify] = first.run_requests
     assert reverify.tags[REVERIFY_TAG] == plan_id

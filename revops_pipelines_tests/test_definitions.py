@@ -7,7 +7,9 @@ import dagster as dg
 import pytest
 
 from revops_pipelines.definitions import definitions
+from revops_pipelines.defs.resources import RevopsSettings
 from revops_pipelines.schemas import CANONICAL_SCHEMAS
+from revops_pipelines.settings import Settings
 
 RAW_STREAMS = {
     "crm": ["account", "contract", "opportunity", "opportunity_line_item", "product"],
@@ -188,21 +190,26 @@ def test_corrections_plan_push_and_reverify(defs):
 def test_a_new_plan_with_pending_actions_launches_one_push(defs):
     sensor = next(s for s in defs.sensors if s.name == "new_correction_plan")
     plan = dg.AssetKey(["corrections", "correction_plan"])
+    resources = {"settings": RevopsSettings.of(Settings())}
     with dg.instance_for_test() as instance:
-        empty = sensor(dg.build_sensor_context(instance=instance))
+        empty = sensor(dg.build_sensor_context(resources=resources, instance=instance))
         assert not empty.run_requests
         instance.report_runless_asset_event(
             dg.AssetMaterialization(plan, metadata={"plan_id": "p1", "pending": 3})
         )
-        first = sensor(dg.build_sensor_context(instance=instance))
+        first = sensor(dg.build_sensor_context(resources=resources, instance=instance))
         [request] = first.run_requests
         assert request.run_key == "p1" and request.tags["revops/plan_id"] == "p1"
-        again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        again = sensor(
+            dg.build_sensor_context(resources=resources, instance=instance, cursor=first.cursor)
+        )
         assert not again.run_requests and again.cursor is None
         instance.report_runless_asset_event(
             dg.AssetMaterialization(plan, metadata={"plan_id": "p2", "pending": 0})
         )
-        done = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        done = sensor(
+            dg.build_sensor_context(resources=resources, instance=instance, cursor=first.cursor)
+        )
         assert not done.run_requests and done.cursor != first.cursor
 
 

@@ -21,7 +21,7 @@ from revops_pipelines.corrections.run import (
     push_actions,
     store_plan,
 )
-from revops_pipelines.defs.resources import SETTINGS
+from revops_pipelines.defs.resources import SETTINGS, RevopsSettings
 from revops_pipelines.defs.schedules import PLAN_KEY, PUSH_GATE, WRITES_TO_SOURCES
 from revops_pipelines.ledger import Ledger
 from revops_pipelines.raw.refresh import streams_written
@@ -117,7 +117,7 @@ def plan_within_blast_radius(context: dg.AssetCheckExecutionContext) -> dg.Asset
     else:
         description = (
             f"over the cap: {'; '.join(over)}. Approve with `revops corrections approve "
-            f"{plan_id}` (then re-execute this run) or launch the push with the tag "
+            f"{plan_id}` (the push sensor then launches it again) or launch the push with the tag "
             f"{APPROVE_TAG}=true"
         )
     return dg.AssetCheckResult(
@@ -187,25 +187,46 @@ push_corrections = dg.define_asset_job(
 )
 
 
+def _approved_after_refusal(instance: dg.DagsterInstance, plan_id: str, ledger_url: str) -> bool:
+    """The plan's push was refused (over the cap) and the plan has been approved since."""
+    runs = instance.get_runs(
+        dg.RunsFilter(job_name=push_corrections.name, tags={PLAN_TAG: plan_id})
+    )
+    if not runs or any(not r.is_finished or r.is_success for r in runs):
+        return False
+    with Ledger(ledger_url) as ledger:
+        return ledger.is_approved(plan_id)
+
+
 @dg.sensor(job=push_corrections, minimum_interval_seconds=SENSOR_INTERVAL_S)
-def new_correction_plan(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """One push run per new plan that has pending actions; the cursor is the event seen last."""
+def new_correction_plan(
+    context: dg.SensorEvaluationContext, settings: RevopsSettings
+) -> dg.SensorResult:
+    """One push run per new plan that has pending actions; the cursor is the event seen last.
+    A plan whose push was refused over the cap is pushed once more when it is approved."""
     records = context.instance.fetch_materializations(PLAN_KEY, limit=1).records
     event = records[0] if records else None
-    if event is None or str(event.storage_id) == context.cursor:
-        return dg.SensorResult(skip_reason="no new correction plan")
+    if event is None:
+        return dg.SensorResult(skip_reason="no correction plan")
     materialization = event.asset_materialization
     metadata = materialization.metadata if materialization else {}
     plan_id = metadata.get("plan_id")
     pending = metadata.get("pending")
-    requests = []
-    if plan_id is not None and pending is not None and pending.value > 0:
-        requests.append(
-            dg.RunRequest(
-                run_key=str(plan_id.value),
-                # A push is short: it leaves the queue before waiting reconciliations, so a
-                # correction follows its finding without waiting for them.
-                tags={PLAN_TAG: str(plan_id.value), "dagster/priority": "10"},
-            )
-        )
-    return dg.SensorResult(run_requests=requests, cursor=str(event.storage_id))
+    if plan_id is None or pending is None or pending.value == 0:
+        return dg.SensorResult(skip_reason="no pending correction", cursor=str(event.storage_id))
+    plan = str(plan_id.value)
+    # A push is short: it leaves the queue before waiting reconciliations, so a correction
+    # follows its finding without waiting for them.
+    tags = {PLAN_TAG: plan, "dagster/priority": "10"}
+    if str(event.storage_id) != context.cursor:
+        request = dg.RunRequest(run_key=plan, tags=tags)
+    elif (
+        metadata.get("over_cap")
+        and metadata["over_cap"].value
+        and _approved_after_refusal(context.instance, plan, settings.get().ledger_url)
+    ):
+        # Dagster launches one run per run key: this asks once, however often it is seen.
+        request = dg.RunRequest(run_key=f"{plan}-approved", tags=tags)
+    else:
+        return dg.SensorResult(skip_reason="no new correction plan")
+    return dg.SensorResult(run_requests=[request], cursor=str(event.storage_id))
