@@ -172,6 +172,9 @@ def ack_latency(args: argparse.Namespace, work: Path, secrets: dict[str, str]) -
         return False
     p99 = percentile(latencies, 0.99)
     floor = durable_write_latency(work / "floor", requests, args.rate)
+    if len(list_events(work / "floor")) != len(requests):
+        print(f"WRONG: the floor's {len(requests)} writes did not each land one file")
+        return False
     print(
         f"receiver ack at {args.rate:.0f} req/s over {len(requests)} requests "
         f"({len(requests) - len(distinct)} repeats): p50 {percentile(latencies, 0.5):.1f} ms, "
